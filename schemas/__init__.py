@@ -1,0 +1,35 @@
+"""The contact schema and event envelope. Imports nothing else of omnihub's."""
+
+from .errors import OmnihubError
+from .events import EVENT_SOURCE, CloudEvent, EventType, routing_key
+from .identifiers import (
+    DEFAULT_REGION_KEY,
+    Identifier,
+    IdentifierType,
+    normalize_email,
+    normalize_identifier,
+    normalize_phone,
+    parse_identifier,
+)
+from .interaction import (
+    BUILTIN_CHANNELS,
+    CHANNELS_KEY,
+    Attachment,
+    CallInfo,
+    Channel,
+    Content,
+    Direction,
+    Interaction,
+    Kind,
+    Party,
+    Transaction,
+    TransactionItem,
+)
+from .profile import Profile
+
+__all__ = [
+    "BUILTIN_CHANNELS", "CHANNELS_KEY", "DEFAULT_REGION_KEY", "EVENT_SOURCE", "Attachment", "CallInfo",
+    "Channel", "CloudEvent", "Content", "Direction", "EventType", "Identifier", "IdentifierType",
+    "Interaction", "Kind", "OmnihubError", "Party", "Profile", "Transaction", "TransactionItem",
+    "normalize_email", "normalize_identifier", "normalize_phone", "parse_identifier", "routing_key",
+]
