@@ -14,7 +14,7 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 # Pydantic validation context key carrying the region for numbers written without a country code.
 DEFAULT_REGION_KEY = "default_region"
@@ -113,13 +113,13 @@ class Identifier(BaseModel):
             raise ValueError("at most 320 characters")
         return v
 
-    @model_validator(mode="after")
-    def _normalize(self, info: ValidationInfo) -> Identifier:
-        region = (info.context or {}).get(DEFAULT_REGION_KEY)
-        normalized = normalize_identifier(self.type, self.value, region)
-        if normalized != self.value:
-            object.__setattr__(self, "value", normalized)
-        return self
+    @field_validator("value")
+    @classmethod
+    def _normalize(cls, v: str, info: ValidationInfo) -> str:
+        kind = info.data.get("type")
+        if kind is None:  # the type itself was invalid; that error already names the field
+            return v
+        return normalize_identifier(kind, v, (info.context or {}).get(DEFAULT_REGION_KEY))
 
     @property
     def key(self) -> tuple[str, str]:

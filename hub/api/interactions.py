@@ -1,0 +1,57 @@
+"""`POST /v1/interactions`: the generic inbound path for systems that have no adapter yet."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from aiohttp import web
+from sqlalchemy import select
+
+from schemas import Interaction
+
+from .. import keys
+from ..storage.models import interactions
+from .errors import error_response
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/interactions")
+async def post_interaction(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    body = await request.read()
+    interaction = Interaction.model_validate_json(body, context=request.app[keys.VALIDATION_CONTEXT])
+    result = await request.app[keys.PIPELINE].ingest(interaction)
+    metrics = request.app[keys.METRICS]
+    metrics.ingested.labels(interaction.channel, "created" if result.created else "repeat").inc()
+    metrics.ingest_seconds.observe(time.perf_counter() - started)
+    payload = {
+        "id": str(result.interaction_id),
+        "profile_id": str(result.profile_id) if result.profile_id else None,
+        "created": result.created,
+    }
+    return web.json_response(
+        payload,
+        status=201 if result.created else 200,
+        headers={"Location": f"/v1/interactions/{result.interaction_id}"},
+    )
+
+
+@routes.get("/v1/interactions/{id}")
+async def get_interaction(request: web.Request) -> web.Response:
+    try:
+        interaction_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        return error_response(400, "invalid_id", "not a UUID", [{"field": "id", "message": "not a UUID"}])
+    async with request.app[keys.ENGINE].connect() as conn:
+        row = (await conn.execute(
+            select(interactions.c.document, interactions.c.profile_id).where(interactions.c.id == interaction_id)
+        )).first()
+    if row is None:
+        return error_response(404, "not_found", "no such interaction")
+    # The stored document carries the profile at ingest; merges since then re-point the column.
+    document = Interaction.model_validate_json(row.document)
+    document.profile_id = row.profile_id
+    return web.Response(text=document.model_dump_json(exclude_none=True, by_alias=True),
+                        content_type="application/json")

@@ -1,0 +1,91 @@
+"""The application factory: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
+
+from . import keys
+from .api import interactions as interactions_api
+from .api import meta as meta_api
+from .api.errors import json_errors
+from .metrics import Metrics
+from .outbox import OutboxRelay
+from .pipeline import Pipeline
+from .settings import Settings
+from .storage import repositories as repo
+from .storage.engine import create_engine
+from .storage.migrate import upgrade
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics()
+    app[keys.VALIDATION_CONTEXT] = {
+        DEFAULT_REGION_KEY: settings.default_region,
+        CHANNELS_KEY: BUILTIN_CHANNELS,
+    }
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_relay)
+    app.cleanup_ctx.append(_pipeline)
+    app.add_routes(meta_api.routes)
+    app.add_routes(interactions_api.routes)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[keys.SETTINGS].database_url)
+    await upgrade(engine)
+    app[keys.ENGINE] = engine
+    yield
+    await engine.dispose()
+
+
+async def _relay(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    relay = OutboxRelay(
+        app[keys.ENGINE],
+        amqp_url=settings.amqp_url.get_secret_value() if settings.amqp_url else None,
+        exchange=settings.events_exchange,
+        batch_size=settings.relay_batch_size,
+        poll_interval_s=settings.relay_poll_interval_s,
+        backoff_max_s=settings.relay_backoff_max_s,
+        metrics=app[keys.METRICS],
+    )
+    app[keys.RELAY] = relay
+    await relay.start()
+    yield
+    await relay.stop()
+
+
+async def _pipeline(app: web.Application) -> AsyncIterator[None]:
+    pipeline = Pipeline(
+        app[keys.ENGINE],
+        batch_max=app[keys.SETTINGS].ingest_batch_max,
+        on_commit=app[keys.RELAY].notify,
+    )
+    app[keys.PIPELINE] = pipeline
+    await pipeline.start()
+    yield
+    await pipeline.stop()
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    metrics = request.app[keys.METRICS]
+    async with request.app[keys.ENGINE].connect() as conn:
+        pending, oldest = await repo.outbox_backlog(conn)
+    metrics.outbox_pending.set(pending)
+    if oldest is not None:
+        from datetime import UTC, datetime
+
+        metrics.outbox_lag_seconds.set((datetime.now(UTC) - oldest).total_seconds())
+    else:
+        metrics.outbox_lag_seconds.set(0)
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

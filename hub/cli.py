@@ -1,0 +1,104 @@
+"""The `omnihub` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from schemas.export import SCHEMA_MODELS, json_schema
+
+from .settings import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    return load_settings(args.config, **overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log_level)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=web.access_logger if settings.access_log else None,
+        print=lambda msg: print(msg, file=sys.stderr),
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .storage.engine import create_engine
+    from .storage.migrate import current_revision, upgrade
+
+    settings = _settings(args)
+
+    async def run() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await upgrade(engine)
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    print(f"database at revision {asyncio.run(run())}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(json.dumps(_settings(args).masked(), indent=2))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    names = [args.name] if args.name else list(SCHEMA_MODELS)
+    schemas = {name: json_schema(name) for name in names}
+    print(json.dumps(schemas[args.name] if args.name else schemas, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnihub", description="Omnichannel contact-center integration hub")
+    parser.add_argument("--config", help="YAML config file (OMNIHUB_* environment variables override it)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the hub (HTTP API, adapters, outbox relay)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--config", default=argparse.SUPPRESS, help="YAML config file")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (serve also does at start)")
+    migrate.add_argument("--config", default=argparse.SUPPRESS, help="YAML config file")
+    migrate.set_defaults(func=cmd_migrate)
+
+    config = sub.add_parser("config", help="print the effective configuration, secrets masked")
+    config.add_argument("--config", default=argparse.SUPPRESS, help="YAML config file")
+    config.set_defaults(func=cmd_config)
+
+    schema = sub.add_parser("schema", help="print the JSON Schemas of the interaction and the event envelope")
+    schema.add_argument("name", nargs="?", choices=sorted(SCHEMA_MODELS))
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"omnihub: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

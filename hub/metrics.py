@@ -1,0 +1,29 @@
+"""Prometheus metrics (`/metrics`): a registry per app so tests and embedded hubs never collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.ingested = Counter(
+            "omnihub_ingest_total", "Interactions ingested", ["channel", "outcome"], registry=self.registry
+        )
+        self.ingest_seconds = Histogram(
+            "omnihub_ingest_seconds", "Time from request to durable commit", registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.events_published = Counter(
+            "omnihub_events_published_total", "Outbox events confirmed by the broker", registry=self.registry
+        )
+        self.events_returned = Counter(
+            "omnihub_events_returned_total", "Events the broker returned as unroutable", registry=self.registry
+        )
+        self.outbox_pending = Gauge(
+            "omnihub_outbox_pending", "Outbox events not yet published", registry=self.registry
+        )
+        self.outbox_lag_seconds = Gauge(
+            "omnihub_outbox_lag_seconds", "Age of the oldest unpublished outbox event", registry=self.registry
+        )

@@ -1,0 +1,136 @@
+"""Configuration: `OMNIHUB_*` environment variables over an optional YAML file (DESIGN section 11).
+
+Nested keys join with `__` (OMNIHUB_ADAPTERS__SMS_TWILIO__AUTH_TOKEN). Unknown keys are refused at
+start-up with a "did you mean" hint, because a typo silently ignored is a misconfigured hub.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from schemas import OmnihubError
+
+ENV_PREFIX = "OMNIHUB_"
+
+
+class ConfigError(OmnihubError):
+    pass
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database_url: str = "sqlite+aiosqlite:///omnihub.db"
+    amqp_url: SecretStr | None = None
+    events_exchange: str = "omnihub.events"
+    public_base_url: str = "http://127.0.0.1:8080"
+    default_region: str = "KR"
+    rules_dir: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    log_level: str = "INFO"
+    access_log: bool = False
+    # Group commit: the most ingests one transaction carries.
+    ingest_batch_max: int = Field(256, ge=1, le=10_000)
+    relay_batch_size: int = Field(500, ge=1, le=10_000)
+    relay_poll_interval_s: float = Field(1.0, gt=0)
+    relay_backoff_max_s: float = Field(30.0, gt=0)
+    adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        import phonenumbers
+
+        if v.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {v!r} (ISO 3166 alpha-2, e.g. KR, US)")
+        return v.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (init_settings carries the YAML file's values).
+        return (env_settings, init_settings)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective config as JSON-able data with secrets masked (`omnihub config`)."""
+        data = self.model_dump(mode="json")
+        data["amqp_url"] = _mask_url(self.amqp_url.get_secret_value()) if self.amqp_url else None
+        data["database_url"] = _mask_url(self.database_url)
+        data["adapters"] = {name: _mask_secrets(conf) for name, conf in self.adapters.items()}
+        return data
+
+
+_SECRET_WORDS = ("token", "secret", "password", "key")
+
+
+def _mask_secrets(conf: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) and v else v) for k, v in conf.items()
+    }
+
+
+def _mask_url(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the YAML file (if any), the environment over it, then explicit overrides."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        values.update(loaded)
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    if overrides:
+        try:
+            settings = Settings.model_validate({**settings.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc)) from None
+    return settings
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    known = list(Settings.model_fields)
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            lines.append(f"unknown config key {where!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        else:
+            lines.append(f"{where}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,51 @@
+"""One AsyncEngine per process, configured per backend."""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# Execution option marking a unit of work that will write: on SQLite it starts with BEGIN IMMEDIATE.
+WRITE_OPTION = "omnihub_write"
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, pool_size=8, max_overflow=0)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def writer(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for units of work that read and then write."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    # The driver's own implicit BEGIN is switched off so _sqlite_begin decides how a transaction opens.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    # WAL lets readers run beside the one writer; synchronous=FULL because a 2xx promises the
+    # interaction survives a power cut, and group commit keeps the extra fsync cheap.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY, no waiting)
+    # when another connection wrote in between; IMMEDIATE takes the write lock first and waits.
+    if conn.get_execution_options().get(WRITE_OPTION):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"

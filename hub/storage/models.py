@@ -1,0 +1,134 @@
+"""Tables (SQLAlchemy Core). The same schema serves SQLite and PostgreSQL; Alembic owns changes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+
+# Named constraints so Alembic migrations are deterministic on both backends.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias), never a BIGINT one.
+AutoBigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("display_name", String(200)),
+    # Set when this profile was merged into another; reads follow it to the survivor.
+    Column("merged_into", Uuid, ForeignKey("profiles.id")),
+    Column("attributes", Text, nullable=False, server_default=text("'{}'")),
+)
+
+identifiers = Table(
+    "identifiers",
+    metadata,
+    Column("type", String(32), primary_key=True),
+    Column("value", String(320), primary_key=True),
+    Column("profile_id", Uuid, ForeignKey("profiles.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("provider_ref", String(200), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("conversation_key", String(512)),
+    Column("profile_id", Uuid, ForeignKey("profiles.id"), index=False),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("ruleset_version", String(64)),
+    # The whole contact-schema document as JSON text: the columns above are what queries need.
+    Column("document", Text, nullable=False),
+    # Twilio and others retry webhooks; this constraint is what makes a retry a no-op.
+    UniqueConstraint("channel", "provider", "provider_ref", name="uq_interactions_provider_ref"),
+    Index("ix_interactions_profile_timeline", "profile_id", "occurred_at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", AutoBigInt, primary_key=True, autoincrement=True),
+    Column("event_id", Uuid, nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("routing_key", String(255), nullable=False),
+    Column("subject", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    # The serialized CloudEvent, written once so the relay never re-serializes.
+    Column("body", Text, nullable=False),
+    Column("published_at", UTCDateTime),
+    # Set when the broker returned the message as unroutable: kept for replay, not lost.
+    Column("returned_at", UTCDateTime),
+    Index(
+        "ix_outbox_pending",
+        "seq",
+        sqlite_where=text("published_at IS NULL"),
+        postgresql_where=text("published_at IS NULL"),
+    ),
+)
+
+profile_merges = Table(
+    "profile_merges",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("survivor_id", Uuid, ForeignKey("profiles.id"), nullable=False, index=True),
+    Column("merged_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("merged_at", UTCDateTime, nullable=False),
+    Column("reason", String(200), nullable=False),
+    # What moved (identifier keys, interaction ids), so a merge can be undone.
+    Column("moved", Text, nullable=False),
+)
