@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 import pika
 from pika import spec
 from pika.adapters.asyncio_connection import AsyncioConnection
-from pika.exceptions import AMQPError
+from pika.exceptions import AMQPChannelError, AMQPConnectionError, AMQPError
 
 from schemas import OmnihubError
 
@@ -43,6 +44,16 @@ _WRITE_CHUNK = 256
 class BrokerUnavailable(OmnihubError):
     """The broker could not take the messages: no connection, a closed channel, a nack, or no
     confirm in time. Anything unconfirmed must be published again."""
+
+
+class InvalidMessage(OmnihubError, ValueError):
+    """A message pika cannot encode (a routing key or message id over 255 bytes, a body that is not
+    bytes, a header value AMQP has no type for). Publishing it again fails again: set it aside.
+    Messages of the batch before it have been published; none after it."""
+
+    def __init__(self, text: str, message_id: str) -> None:
+        super().__init__(text)
+        self.message_id = message_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +120,12 @@ class ConfirmTracker:
     def __len__(self) -> int:
         return len(self._outstanding)
 
-    def add(self, batch: _Batch) -> int:
+    def add_many(self, batch: _Batch, count: int) -> None:
+        """Record `count` messages of `batch` just written, with consecutive tags."""
         tag = self.next_tag
-        self.next_tag = tag + 1
-        self._outstanding[tag] = batch
-        batch.pending += 1
-        return tag
+        self.next_tag = tag + count
+        self._outstanding.update(zip(range(tag, tag + count), itertools.repeat(batch)))
+        batch.pending += count
 
     def _take(self, tag: int, multiple: bool) -> list[tuple[int, _Batch]]:
         outstanding = self._outstanding
@@ -130,27 +141,9 @@ class ConfirmTracker:
         return taken
 
     def ack(self, tag: int, multiple: bool) -> None:
-        outstanding = self._outstanding
-        if not multiple:
-            batch = outstanding.pop(tag, None)
-            if batch is not None:
-                batch.pending -= 1
-                batch.settle_if_done()
-            return
-        # The hot path: RabbitMQ mostly confirms in multiples. Settle each batch once, at its end.
-        last: _Batch | None = None
-        while outstanding:
-            first = next(iter(outstanding))
-            if first > tag:
-                break
-            batch = outstanding.popitem(last=False)[1]
+        for _, batch in self._take(tag, multiple):
             batch.pending -= 1
-            if batch is not last:
-                if last is not None:
-                    last.settle_if_done()
-                last = batch
-        if last is not None:
-            last.settle_if_done()
+            batch.settle_if_done()
 
     def nack(self, tag: int, multiple: bool) -> list[tuple[int, _Batch]]:
         """Fail the batches owning the nacked tags; returns (tag, batch) pairs for the log."""
@@ -196,6 +189,10 @@ class _Session:
             on_close_callback=self._on_connection_closed,
             custom_ioloop=loop,
         )
+        # Registered before the open: RabbitMQ sends connection.blocked right after open-ok when an
+        # alarm is already on, possibly in the same read.
+        self.conn.add_on_connection_blocked_callback(self._on_blocked)
+        self.conn.add_on_connection_unblocked_callback(self._on_unblocked)
 
     @property
     def is_open(self) -> bool:
@@ -226,8 +223,6 @@ class _Session:
 
     async def open(self, exchange_type: str) -> None:
         await self._await_step(lambda fut: None)  # resolved by the connection callbacks
-        self.conn.add_on_connection_blocked_callback(self._on_blocked)
-        self.conn.add_on_connection_unblocked_callback(self._on_unblocked)
         self.channel = await self.run_step(lambda fut: self.conn.channel(on_open_callback=_resolver(fut)))
         self.channel.add_on_close_callback(self._on_channel_closed)
         self.channel.add_on_return_callback(self._on_return)
@@ -236,32 +231,35 @@ class _Session:
                 self.exchange, exchange_type=exchange_type, durable=True, callback=_resolver(fut)
             )
         )
-        await self.run_step(lambda fut: self.channel.confirm_delivery(self._on_confirm, callback=_resolver(fut)))
+        await self.run_step(
+            lambda fut: self.channel.confirm_delivery(self._on_confirm, callback=_resolver(fut))
+        )
 
     def _on_connection_open(self, conn: Any) -> None:
         if self.step is not None and not self.step.done():
             self.step.set_result(conn)
 
     def _on_connection_open_error(self, conn: Any, exc: BaseException | str) -> None:
-        self._failed(BrokerUnavailable(f"cannot connect to the broker: {exc!r}"))
+        self.fail(BrokerUnavailable(f"cannot connect to the broker: {exc!r}"))
         _resolve(self.closed, None)
 
     def _on_connection_closed(self, conn: Any, exc: BaseException) -> None:
-        self._failed(BrokerUnavailable(f"broker connection closed: {exc!r}"))
+        self.fail(BrokerUnavailable(f"broker connection closed: {exc!r}"))
         _resolve(self.closed, None)
 
     def _on_channel_closed(self, channel: Any, exc: BaseException) -> None:
-        self._failed(BrokerUnavailable(f"broker channel closed: {exc!r}"))
+        self.fail(BrokerUnavailable(f"broker channel closed: {exc!r}"))
         # One channel per publisher: without it the connection is useless, and closing it lets
         # close() and the next connect() find a clean state.
         self.close_connection()
 
-    def _failed(self, exc: BrokerUnavailable) -> None:
+    def fail(self, exc: BrokerUnavailable) -> None:
         if self.failure is None:
             self.failure = exc
             unconfirmed = self.tracker.fail_all(exc)
             level = logging.WARNING if unconfirmed else logging.INFO
-            log.log(level, "amqp publisher lost: %s", exc, extra=self._log_extra(unconfirmed=unconfirmed))
+            extra = self._log_extra(unconfirmed=unconfirmed)
+            log.log(level, "amqp publisher connection ended: %s", exc, extra=extra)
         for batch in self.batches:  # batches still being written own no outstanding tag yet
             batch.fail(exc)
         if self.step is not None and not self.step.done():
@@ -308,7 +306,9 @@ class _Session:
                 batch.returned.append(message_id)
                 batch.reply_texts.add(f"{method.reply_code} {method.reply_text}")
                 return
-        log.warning("returned message matches no batch in flight", extra=self._log_extra(message_id=message_id))
+        log.warning(
+            "returned message matches no batch in flight", extra=self._log_extra(message_id=message_id)
+        )
 
     def _on_blocked(self, conn: Any, frame: Any) -> None:
         self.blocked = True
@@ -334,10 +334,10 @@ class _Session:
         self.batches.append(batch)
         batch.first_tag = self.tracker.next_tag
         publish = self.channel.basic_publish
-        add = self.tracker.add
         exchange = self.exchange
         now = int(time.time())
         messages = batch.messages
+        start = written = 0
         try:
             for start in range(0, len(messages), _WRITE_CHUNK):
                 if start:
@@ -345,21 +345,33 @@ class _Session:
                 while self.blocked:  # the broker reads nothing while blocked; stop adding to the buffer
                     await self.unblocked.wait()
                 self.check()
-                for m in messages[start : start + _WRITE_CHUNK]:
-                    props = spec.BasicProperties(
-                        content_type=m.content_type,
-                        delivery_mode=PERSISTENT,
-                        message_id=m.message_id,
-                        timestamp=now if m.timestamp is None else m.timestamp,
-                        app_id=APP_ID,
-                        headers=None if m.headers is None else dict(m.headers),
-                    )
-                    publish(exchange, m.routing_key, m.body, props, True)
-                    add(batch)
-        except AMQPError as exc:
-            self._failed(BrokerUnavailable(f"publish failed: {exc!r}"))
+                written = 0
+                try:
+                    for m in messages[start : start + _WRITE_CHUNK]:
+                        props = spec.BasicProperties(
+                            content_type=m.content_type,
+                            delivery_mode=PERSISTENT,
+                            message_id=m.message_id,
+                            timestamp=now if m.timestamp is None else m.timestamp,
+                            app_id=APP_ID,
+                            headers=None if m.headers is None else dict(m.headers),
+                        )
+                        publish(exchange, m.routing_key, m.body, props, True)
+                        written += 1
+                finally:
+                    # Whatever went out took a tag, even if a later message raised: the count
+                    # must match the broker's or every later confirm lands on the wrong batch.
+                    self.tracker.add_many(batch, written)
+        except (AMQPConnectionError, AMQPChannelError) as exc:
+            self.fail(BrokerUnavailable(f"publish failed: {exc!r}"))
             self.close_connection()
             raise self.failure from exc  # type: ignore[misc]
+        except (AMQPError, TypeError, ValueError) as exc:
+            # pika refused to encode this message; nothing of it went out and the channel is fine.
+            # Retrying would fail the same way, so this is not BrokerUnavailable.
+            bad = messages[start + written]
+            text = f"message {bad.message_id!r} cannot be published: {exc!r}"
+            raise InvalidMessage(text, bad.message_id) from exc
         batch.sealed = True
         batch.settle_if_done()
 
@@ -378,7 +390,7 @@ class _Session:
                 exc = BrokerUnavailable(f"no broker confirm within {timeout:g}s")
                 # Confirms may still come for a channel this slow; start over on a fresh one rather
                 # than keep tags that may never settle.
-                self._failed(exc)
+                self.fail(exc)
                 self.close_connection()
                 break
             await asyncio.wait((fut,), timeout=remaining)
@@ -424,7 +436,8 @@ class ConfirmPublisher:
         self._confirm_timeout = confirm_timeout
         self._blocked_timeout = blocked_timeout
         self._session: _Session | None = None
-        self._write_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()  # batches go out whole and in call order
+        self._connect_lock = asyncio.Lock()
 
     @property
     def exchange(self) -> str:
@@ -434,6 +447,11 @@ class ConfirmPublisher:
     def is_open(self) -> bool:
         return self._session is not None and self._session.is_open
 
+    @property
+    def is_blocked(self) -> bool:
+        """The broker has blocked the connection (resource alarm); publish_batch waits it out."""
+        return self._session is not None and self._session.blocked
+
     def _parameters(self) -> pika.URLParameters:
         params = pika.URLParameters(self._url)
         # One attempt: the caller's retry policy owns back-off; pika's own retries would hide outages.
@@ -441,13 +459,21 @@ class ConfirmPublisher:
         params.socket_timeout = self._connect_timeout
         params.stack_timeout = self._connect_timeout
         params.blocked_connection_timeout = self._blocked_timeout
-        params.client_properties = {"connection_name": f"omnihub publisher {self._exchange}"}
+        params.client_properties = {
+            "connection_name": f"omnihub publisher {self._exchange}",
+            **(params.client_properties or {}),
+        }
         return params
 
     async def connect(self) -> None:
         """Open a connection and a confirm channel, declare the exchange (durable). Replaces any
-        previous connection, failing what was still unconfirmed on it."""
-        await self.close()
+        previous connection, failing what was still unconfirmed on it. One attempt, no retries."""
+        async with self._connect_lock:
+            await self._drop(wait=False)  # a wedged old connection must not delay the new one
+            self._session = await self._open()
+        log.info("amqp publisher connected", extra={"exchange": self._exchange})
+
+    async def _open(self) -> _Session:
         try:
             params = self._parameters()
         except (ValueError, TypeError) as exc:
@@ -460,18 +486,17 @@ class ConfirmPublisher:
             async with asyncio.timeout(self._connect_timeout):
                 await session.open(self._exchange_type)
         except TimeoutError:
-            session._failed(BrokerUnavailable(f"broker did not answer within {self._connect_timeout:g}s"))
+            session.fail(BrokerUnavailable(f"broker did not answer within {self._connect_timeout:g}s"))
             session.close_connection()
             raise session.failure from None  # type: ignore[misc]
         except BrokerUnavailable:
             session.close_connection()
             raise
         except AMQPError as exc:
-            session._failed(BrokerUnavailable(f"cannot set up the channel: {exc!r}"))
+            session.fail(BrokerUnavailable(f"cannot set up the channel: {exc!r}"))
             session.close_connection()
             raise session.failure from exc  # type: ignore[misc]
-        self._session = session
-        log.info("amqp publisher connected", extra={"exchange": self._exchange})
+        return session
 
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishOutcome:
         """Publish all messages and return once the broker has confirmed every one of them.
@@ -500,17 +525,27 @@ class ConfirmPublisher:
                 len(batch.returned),
                 len(messages),
                 ", ".join(sorted(batch.reply_texts)),
-                extra={"exchange": self._exchange, "returned": len(batch.returned), "sample": batch.returned[:5]},
+                extra={
+                    "exchange": self._exchange,
+                    "returned": len(batch.returned),
+                    "sample": batch.returned[:5],
+                },
             )
         return PublishOutcome(batch.returned)
 
     async def close(self) -> None:
         """Close the connection. Batches still unconfirmed fail with BrokerUnavailable."""
+        async with self._connect_lock:
+            await self._drop(wait=True)
+
+    async def _drop(self, wait: bool) -> None:
         session, self._session = self._session, None
         if session is None:
             return
-        session._failed(BrokerUnavailable("publisher closed"))
+        session.fail(BrokerUnavailable("publisher closed"))
         session.close_connection()
+        if not wait:
+            return
         try:
             async with asyncio.timeout(self._connect_timeout):
                 await asyncio.shield(session.closed)

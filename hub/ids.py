@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from uuid6 import uuid7
+from uuid_utils.compat import uuid7
 
 
 def new_id() -> uuid.UUID:
-    return uuid.UUID(int=uuid7().int)
+    """A stdlib uuid.UUID, version 7 (uuid-utils' Rust generator: ~3 us a call, monotonic in-process)."""
+    return uuid7()

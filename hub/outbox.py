@@ -91,7 +91,7 @@ class OutboxRelay:
     async def _connect(self) -> ConfirmPublisher:
         """Connect, retrying with exponential backoff (a fresh schedule after every outage)."""
         retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.1, max=self._backoff_max_s),
+            wait=wait_exponential_jitter(multiplier=0.1, max=self._backoff_max_s, jitter=min(1.0, self._backoff_max_s / 2)),
             retry=retry_if_exception_type(BrokerUnavailable),
             before_sleep=self._log_retry,
             reraise=True,

@@ -112,14 +112,16 @@ class Pipeline:
     async def ingest(self, interaction: Interaction) -> IngestResult:
         if self._writer is None or self._writer.done():
             raise PipelineStopped("the ingest writer is not running")
-        interaction_id = new_id()
-        update: dict[str, Any] = {
-            "id": interaction_id, "received_at": self._clock(), "profile_id": None, "ruleset_version": None,
-        }
+        # The pipeline takes ownership of the interaction: set the hub's fields in place (the
+        # writer copies it per attempt, so a retried batch starts from this state).
+        interaction.id = new_id()
+        interaction.received_at = self._clock()
+        interaction.profile_id = None
+        interaction.ruleset_version = None
         if interaction.provider_ref is None:
             # No provider id means no dedupe is possible; the row still needs a unique ref.
-            update["provider_ref"] = f"omnihub:{interaction_id}"
-        pending = _Pending(interaction.model_copy(update=update), asyncio.get_running_loop().create_future())
+            interaction.provider_ref = f"omnihub:{interaction.id}"
+        pending = _Pending(interaction, asyncio.get_running_loop().create_future())
         await self._queue.put(pending)
         return await pending.future
 

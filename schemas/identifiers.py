@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 # Pydantic validation context key carrying the region for numbers written without a country code.
 DEFAULT_REGION_KEY = "default_region"
 
-_EXTERNAL = re.compile(r"^[a-z][a-z0-9_.-]{0,31}:[^\s]{1,128}$")
+_EXTERNAL = re.compile(r"^[a-z][a-z0-9_.-]{0,31}:[^\s]{1,128}$", re.IGNORECASE)
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
 
 
@@ -74,8 +74,10 @@ def normalize_phone(value: str, default_region: str | None) -> str:
         if default_region is None and exc.error_type == exc.INVALID_COUNTRY_CODE:
             raise ValueError("phone number needs a country code (no default region set)") from None
         raise ValueError(f"not a phone number: {exc._msg}") from None
-    if not phonenumbers.is_possible_number(number):
-        raise ValueError("not a possible phone number for its country")
+    # Valid, not merely possible: a possible-but-invalid number can re-normalize to a different
+    # string (found by the property tests), and this value is the key identities are joined on.
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number for its country")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -7,6 +7,7 @@ OMNIHUB_REQUIRE_SERVICES=1 (set by .ci/run): then those tests fail.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import uuid
@@ -55,7 +56,9 @@ def _pg_admin(sql: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    # A thread of its own: this may be reached from inside a running event loop (an async fixture).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 def create_pg_database() -> str:

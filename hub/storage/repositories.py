@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import identifiers, interactions, outbox, profile_merges, profiles
@@ -32,28 +33,38 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 async def find_interactions_by_ref(
     conn: AsyncConnection, refs: Sequence[RefKey]
 ) -> dict[RefKey, tuple[uuid.UUID, uuid.UUID | None]]:
+    # Grouped by (channel, provider) with a plain IN on provider_ref: SQLite answers a row-value
+    # IN with a full table scan, but this form searches the unique index on both backends.
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for channel, provider, ref in refs:
+        groups[(channel, provider)].append(ref)
     found: dict[RefKey, tuple[uuid.UUID, uuid.UUID | None]] = {}
     cols = interactions.c
-    for chunk in _chunks(list(refs)):
-        rows = await conn.execute(
-            select(cols.channel, cols.provider, cols.provider_ref, cols.id, cols.profile_id).where(
-                tuple_(cols.channel, cols.provider, cols.provider_ref).in_(chunk)
+    for (channel, provider), provider_refs in groups.items():
+        for chunk in _chunks(provider_refs):
+            rows = await conn.execute(
+                select(cols.provider_ref, cols.id, cols.profile_id).where(
+                    cols.channel == channel, cols.provider == provider, cols.provider_ref.in_(chunk)
+                )
             )
-        )
-        for channel, provider, ref, iid, pid in rows:
-            found[(channel, provider, ref)] = (iid, pid)
+            for ref, iid, pid in rows:
+                found[(channel, provider, ref)] = (iid, pid)
     return found
 
 
 async def find_identifiers(conn: AsyncConnection, keys: Sequence[IdentKey]) -> dict[IdentKey, uuid.UUID]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for kind, value in keys:
+        groups[kind].append(value)
     found: dict[IdentKey, uuid.UUID] = {}
     cols = identifiers.c
-    for chunk in _chunks(list(keys)):
-        rows = await conn.execute(
-            select(cols.type, cols.value, cols.profile_id).where(tuple_(cols.type, cols.value).in_(chunk))
-        )
-        for kind, value, pid in rows:
-            found[(kind, value)] = pid
+    for kind, values in groups.items():
+        for chunk in _chunks(values):
+            rows = await conn.execute(
+                select(cols.value, cols.profile_id).where(cols.type == kind, cols.value.in_(chunk))
+            )
+            for value, pid in rows:
+                found[(kind, value)] = pid
     return found
 
 

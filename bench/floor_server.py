@@ -1,0 +1,20 @@
+"""The ingest floor: a bare aiohttp JSON handler doing the least an ingest endpoint can do."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+
+from aiohttp import web
+
+
+async def handle(request: web.Request) -> web.Response:
+    body = json.loads(await request.read())
+    return web.json_response({"id": str(uuid.uuid4()), "channel": body.get("channel")}, status=201)
+
+
+if __name__ == "__main__":
+    app = web.Application()
+    app.router.add_post("/v1/interactions", handle)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)

@@ -1,0 +1,111 @@
+"""Ingest throughput: `POST /v1/interactions` on the embedded default (SQLite) against a bare aiohttp
+JSON handler measured in the same run.
+
+    python bench/ingest.py [--seconds 10] [--connections 64]
+
+Load comes from wrk (Debian package `wrk`), one thread pinned to the second core; each server is a
+single process pinned to the first. Every request is a new customer (new profile, identifier, two
+outbox events): the heavier path. Each 201 from omnihub is a durable commit (WAL, synchronous=FULL).
+Target (issue 2): ratio >= 0.40.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = r"""
+local counter = 0
+local template = '{"channel":"sms","direction":"inbound","kind":"message","provider":"bench",' ..
+  '"provider_ref":"B-%d-%d","occurred_at":"2026-11-23T10:00:00+09:00",' ..
+  '"sender":{"identifiers":[{"type":"phone","value":"010-%04d-%04d"}],"display_name":"Bench Customer"},' ..
+  '"content":{"text":"배송지 변경 부탁드립니다"}}'
+local tid = math.random(1000, 9999)
+request = function()
+  counter = counter + 1
+  local body = string.format(template, tid, counter, 2000 + math.floor(counter / 10000) % 8000, counter % 10000)
+  return wrk.format("POST", "/v1/interactions", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def pin(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1 else []
+
+
+def run_wrk(port: int, seconds: int, connections: int, script: Path) -> tuple[float, str]:
+    out = subprocess.run(
+        [*pin(1), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), "--latency",
+         f"http://127.0.0.1:{port}/v1/interactions"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    if "Non-2xx" in out:
+        raise RuntimeError(f"non-2xx answers during the bench:\n{out}")
+    p99 = re.search(r"99%\s+(\S+)", out)
+    return rps, p99.group(1) if p99 else "?"
+
+
+def measure(cmd: list[str], port: int, env: dict[str, str], args, script: Path) -> tuple[float, str]:
+    proc = subprocess.Popen([*pin(0), *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        run_wrk(port, 2, args.connections, script)  # warm-up
+        return run_wrk(port, args.seconds, args.connections, script)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="omnihub ingest throughput against a bare aiohttp floor")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench/ingest.py needs wrk: apt-get install wrk")
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "ingest.lua"
+        script.write_text(LUA)
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        floor_port = free_port()
+        floor, floor_p99 = measure([sys.executable, str(ROOT / "bench/floor_server.py"), str(floor_port)],
+                                   floor_port, env, args, script)
+        hub_port = free_port()
+        hub_env = {**env, "OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db", "OMNIHUB_LOG_LEVEL": "WARNING"}
+        omnihub = Path(sys.executable).with_name("omnihub")
+        hub, hub_p99 = measure([str(omnihub), "serve", "--port", str(hub_port)], hub_port, hub_env, args, script)
+    print(f"ingest bench: wrk 1 thread, {args.connections} connections, {args.seconds}s, server pinned to 1 core")
+    print(f"floor  bare aiohttp JSON handler : {floor:9.0f} req/s  (p99 {floor_p99})")
+    print(f"omnihub POST /v1/interactions    : {hub:9.0f} req/s  (p99 {hub_p99}), SQLite, durable 201")
+    print(f"ratio                            : {hub / floor:9.2f}  (target >= 0.40)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hub.cli import main
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    omnihub = Path(sys.executable).with_name("omnihub")
+    return subprocess.run([str(omnihub), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def test_schema_prints_both_json_schemas(capsys):
+    assert main(["schema"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed) == {"interaction", "event"}
+    assert "occurred_at" in printed["interaction"]["properties"]
+
+
+def test_config_shows_env_over_file_with_secrets_masked(tmp_path):
+    config = tmp_path / "omnihub.yaml"
+    config.write_text("default_region: US\nport: 9000\nadapters:\n  sms_twilio: {auth_token: s3cret, account_sid: AC1}\n")
+    result = run("--config", str(config), "config",
+                 env={"OMNIHUB_PORT": "9100", "OMNIHUB_AMQP_URL": "amqp://guest:hunter2@localhost:5672/%2F"})
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["port"] == 9100 and shown["default_region"] == "US"
+    assert shown["amqp_url"] == "amqp://guest:***@localhost:5672/%2F"
+    assert shown["adapters"]["sms_twilio"] == {"auth_token": "***", "account_sid": "AC1"}
+    assert "hunter2" not in result.stdout and "s3cret" not in result.stdout
+
+
+def test_a_misspelt_key_is_refused_with_a_suggestion(tmp_path):
+    config = tmp_path / "omnihub.yaml"
+    config.write_text("databse_url: sqlite+aiosqlite:///x.db\n")
+    result = run("--config", str(config), "config")
+    assert result.returncode == 2
+    assert "did you mean 'database_url'" in result.stderr
+
+
+def test_migrate_creates_the_sqlite_database(tmp_path):
+    result = run("migrate", env={"OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/hub.db"})
+    assert result.returncode == 0, result.stderr
+    assert "revision 0001" in result.stdout
+    assert (tmp_path / "hub.db").exists()
