@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from .amqp import BrokerUnavailable, ConfirmPublisher, OutgoingMessage
+from .amqp import BrokerUnavailable, ConfirmPublisher, InvalidMessage, OutgoingMessage
 from .metrics import Metrics
 from .storage import repositories as repo
 from .storage.engine import writer
@@ -82,6 +82,9 @@ class OutboxRelay:
             publisher = await self._connect()
             try:
                 await self._pump(publisher)
+            except InvalidMessage as exc:
+                # Retrying cannot help; set the row aside and start over from the first unconfirmed row.
+                await self._quarantine(exc)
             except BrokerUnavailable as exc:
                 self.state, self.last_error = "down", str(exc)
                 log.warning("broker session ended; events wait in the outbox", extra={"error": str(exc)})
@@ -148,6 +151,14 @@ class OutboxRelay:
                 future.cancel()
             if in_flight:
                 await asyncio.gather(*(f for f, _ in in_flight), return_exceptions=True)
+
+    async def _quarantine(self, exc: InvalidMessage) -> None:
+        log.error("outbox event cannot be published; kept with its reason", extra={"event_id": exc.message_id,
+                                                                                    "error": str(exc)})
+        async with self._engine.begin() as conn:
+            seq = await repo.find_event_seq(conn, exc.message_id)
+            if seq is not None:
+                await repo.mark_failed(conn, seq, str(exc), at=datetime.now(UTC))
 
     async def _mark(self, rows: list[Any], returned_ids: list[str]) -> None:
         now = datetime.now(UTC)

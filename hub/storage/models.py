@@ -113,6 +113,8 @@ outbox = Table(
     Column("published_at", UTCDateTime),
     # Set when the broker returned the message as unroutable: kept for replay, not lost.
     Column("returned_at", UTCDateTime),
+    # Set (with published_at) when the row can never be published, e.g. a key pika cannot encode.
+    Column("failed_reason", Text),
     Index(
         "ix_outbox_pending",
         "seq",

@@ -99,3 +99,28 @@ async def test_a_burst_is_published_in_order(aiohttp_client, make_settings, amqp
     published = [e["data"]["id"] for _, e, _ in got]
     assert published == sorted(published)  # UUIDv7 ids are assigned in ingest order
     assert await count_rows(client.app, "interactions") == 300
+
+
+async def test_an_unpublishable_event_is_set_aside_and_the_rest_flow(aiohttp_client, make_settings, amqp_url,
+                                                                     exchange, received_queue):
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from hub.events import event_row
+    from hub.storage import repositories as repo
+    from hub.storage.models import outbox
+
+    client = await aiohttp_client(create_app(make_settings(amqp_url=amqp_url, events_exchange=exchange)))
+    bad = event_row("interaction.received", now=datetime.now(UTC), data={}, channel="sms")
+    bad["routing_key"] = "interaction.received." + "가" * 200  # 600+ bytes: AMQP allows 255
+    async with client.app[keys.ENGINE].begin() as conn:
+        await repo.insert_rows(conn, outbox, [bad])
+    created = [await (await client.post("/v1/interactions", json=sms(f"010-6100-{i:04d}"))).json()
+               for i in range(3)]
+    got = await received_queue.adrain(3)
+    assert {e["data"]["id"] for _, e, _ in got} == {c["id"] for c in created}
+    await eventually(lambda: _zero(pending(client.app)))
+    async with client.app[keys.ENGINE].connect() as conn:
+        reason = (await conn.execute(text("SELECT failed_reason FROM outbox WHERE failed_reason IS NOT NULL"))).scalar()
+    assert reason and "255" in reason
