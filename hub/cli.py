@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+import rules.cli
 from schemas.export import SCHEMA_MODELS, json_schema
 
 from .settings import ConfigError, Settings, load_settings
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema = sub.add_parser("schema", help="print the JSON Schemas of the interaction and the event envelope")
     schema.add_argument("name", nargs="?", choices=sorted(SCHEMA_MODELS))
     schema.set_defaults(func=cmd_schema)
+
+    rules_cmd = sub.add_parser("rules", help="check and dry-run rule files")
+    rules.cli.add_commands(rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="COMMAND"))
     return parser
 
 

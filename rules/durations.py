@@ -31,7 +31,7 @@ def parse_duration(text: object) -> timedelta:
         seconds += int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
     if not s or pos != len(s):
-        raise SpecError(f"bad duration {text!r}: expected a number and a unit (w, d, h, m, s), e.g. 30d or 1h30m")
+        raise SpecError(f"bad duration {text!r}: expected a number and a unit (w d h m s), e.g. 30d or 1h30m")
     if seconds > MAX_DURATION.total_seconds():
         raise SpecError(f"duration {text!r} is longer than {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)

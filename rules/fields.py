@@ -47,7 +47,9 @@ def check_field(path: object) -> str:
     root, *rest = path.split(".")
     if root not in ROOTS:
         hint = _suggest(path, [f"{r}.{'.'.join(rest)}" if rest else r for r in ROOTS])
-        raise SpecError(f"unknown field {path!r}: fields start with interaction., profile., task. or now{hint}")
+        raise SpecError(
+            f"unknown field {path!r}: fields start with interaction., profile., task. or now{hint}"
+        )
     if root == "now":
         if rest:
             raise SpecError("`now` has no sub-fields")
@@ -81,7 +83,8 @@ def _check_model_path(model: type[BaseModel], segments: list[str], path: str) ->
             kind = "leaf"
         elif kind == "list":
             if not seg.isdigit():
-                raise SpecError(f"bad field {path!r}: interaction.{'.'.join(segments[:i])} is a list; use an index like .0")
+                where = ".".join(["interaction", *segments[:i]])
+                raise SpecError(f"bad field {path!r}: {where} is a list; use an index like .0")
             out.append(seg)
             kind = "any"
         elif kind == "any":
@@ -89,6 +92,16 @@ def _check_model_path(model: type[BaseModel], segments: list[str], path: str) ->
         else:
             raise SpecError(f"bad field {path!r}: interaction.{'.'.join(out)} is a value with no sub-fields")
     return out
+
+
+def _nested_models(model: type[BaseModel]) -> list[type[BaseModel]]:
+    """Every model reachable from `model`'s fields (Party, Content, Transaction, ...)."""
+    found: list[type[BaseModel]] = []
+    for f in model.model_fields.values():
+        shape = _shape(f.annotation)
+        if isinstance(shape, type) and shape not in found:
+            found += [shape, *_nested_models(shape)]
+    return found
 
 
 def _shape(annotation: Any) -> Any:
@@ -119,6 +132,8 @@ def compile_getter(path: str) -> Getter:
     root, *keys = path.split(".")
     if root == "now":
         return _now
+    if root == "interaction" and len(keys) <= 2 and all(k in _MODEL_ATTRS for k in keys):
+        return _attr_getter(keys)
     if len(keys) == 1:
         (key,) = keys
 
@@ -126,7 +141,8 @@ def compile_getter(path: str) -> Getter:
             obj = getattr(env, root)
             if obj is None:
                 return MISSING
-            value = _step(obj, key)
+            # dicts first: the profile and the task are dicts, and this is the hot path
+            value = obj.get(key, MISSING) if obj.__class__ is dict else _step(obj, key)
             return MISSING if value is None else value
 
         return get1
@@ -141,6 +157,39 @@ def compile_getter(path: str) -> Getter:
         return MISSING if obj is None else obj
 
     return get
+
+
+# Attribute names of the Interaction model and its nested models: a path made only of these is
+# read with plain getattr (the schema was checked at load, so the attributes exist).
+_MODELS: list[type[BaseModel]] = [Interaction, *_nested_models(Interaction)]
+_MODEL_ATTRS = frozenset(name for model in _MODELS for name in model.model_fields) - {"metadata"}
+
+
+def _attr_getter(keys: list[str]) -> Getter:
+    if len(keys) == 1:
+        (name,) = keys
+
+        def attr1(env: Any) -> Any:
+            obj = env.interaction
+            if obj is None:
+                return MISSING
+            value = getattr(obj, name, None)
+            return MISSING if value is None else value
+
+        return attr1
+    first, second = keys
+
+    def attr2(env: Any) -> Any:
+        obj = env.interaction
+        if obj is None:
+            return MISSING
+        obj = getattr(obj, first, None)
+        if obj is None:
+            return MISSING
+        value = getattr(obj, second, None) if obj.__class__ is not dict else obj.get(second)
+        return MISSING if value is None else value
+
+    return attr2
 
 
 def _now(env: Any) -> Any:

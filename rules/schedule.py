@@ -7,7 +7,8 @@ the ruleset's timezone, so a `daily 09:00` greeting goes out at nine local time 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from .errors import SpecError
@@ -33,13 +34,13 @@ class Schedule:
 
     source: str
     cron: str
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday, as in cron
-    day_restricted: bool
-    weekday_restricted: bool
+    minutes: tuple[int, ...] = field(repr=False)
+    hours: tuple[int, ...] = field(repr=False)
+    days: frozenset[int] = field(repr=False)
+    months: frozenset[int] = field(repr=False)
+    weekdays: frozenset[int] = field(repr=False)  # 0 = Sunday, as in cron
+    day_restricted: bool = field(repr=False)
+    weekday_restricted: bool = field(repr=False)
 
     @property
     def trigger(self) -> str:
@@ -79,19 +80,34 @@ def parse_schedule(text: object) -> Schedule:
 def _build(source: str, parts: list[str]) -> Schedule:
     sets = [_parse_field(p.lower(), *spec) for p, spec in zip(parts, _FIELDS, strict=True)]
     weekdays = frozenset(d % 7 for d in sets[4])  # 7 is Sunday too
-    if parts[4] == "*" and not _possible(sets[2], sets[3]):
+    if parts[4].startswith("*") and not _possible(sets[2], sets[3]):
         raise SpecError(f"schedule {source!r} never fires: no month has those days")
     return Schedule(
         source=source,
-        cron=" ".join(p.lower() for p in parts),
+        cron=" ".join(
+            "*" if p == "*" else _canon(v) for p, v in zip(parts, [*sets[:4], weekdays], strict=True)
+        ),
         minutes=tuple(sorted(sets[0])),
         hours=tuple(sorted(sets[1])),
         days=frozenset(sets[2]),
         months=frozenset(sets[3]),
         weekdays=weekdays,
-        day_restricted=parts[2] != "*",
-        weekday_restricted=parts[4] != "*",
+        day_restricted=not parts[2].startswith("*"),  # as Vixie cron: "*/2" is unrestricted
+        weekday_restricted=not parts[4].startswith("*"),
     )
+
+
+def _canon(values: AbstractSet[int]) -> str:
+    """Sorted values with runs as ranges, so `mon-fri` and `1-5` name the same trigger."""
+    out: list[list[int]] = []
+    run: list[int] = []
+    for v in sorted(values):
+        if run and v != run[-1] + 1:
+            out.append(run)
+            run = []
+        run.append(v)
+    out.append(run)
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in out)
 
 
 def _possible(days: set[int], months: set[int]) -> bool:
