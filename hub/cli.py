@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+import routing.cli
 import rules.cli
 from schemas.export import SCHEMA_MODELS, json_schema
 
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules_cmd = sub.add_parser("rules", help="check and dry-run rule files")
     rules.cli.add_commands(rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="COMMAND"))
+    routing.cli.add_commands(sub)
     return parser
 
 

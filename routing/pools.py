@@ -1,0 +1,165 @@
+"""A pool: the tasks of one queue that share one skill requirement, and the agents who meet it.
+
+Tasks are grouped by (queue, effective requirements) so that every agent in a pool is eligible for
+every task in it. Then "best agent for this task" is the top of the pool's agent heap for the
+task's channel, and "best task for this agent" is the best top among the pools the agent belongs
+to: O(log n) per decision, with no scan of agents or tasks. Heaps use lazy deletion (entries carry
+a version/token and are dropped when stale) and are compacted when stale entries outnumber live ones.
+
+Building a pool scans the agents once; pools live as long as the router, and their number is set by
+configuration (queues x distinct skill requirements), not by traffic.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Collection
+from typing import Any
+
+from .model import Agent, Task, TaskState
+from .strategies import AgentEntry
+
+PoolKey = tuple[str, frozenset[tuple[str, int]]]
+_SLACK = 64
+
+
+class Work:
+    """Counts heap operations and entries examined: the tests' evidence of O(log n), never a timer."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+def task_entry(t: Task) -> tuple[Any, ...]:
+    return (-t.priority, t.enqueued_at, t.seq, t.token, t)
+
+
+def _task_live(entry: tuple[Any, ...], pool: Pool) -> bool:
+    t = entry[4]
+    return t.token == entry[3] and t.pool is pool and t.state is TaskState.WAITING
+
+
+class Pool:
+    def __init__(self, key: PoolKey, requirements: dict[str, int], entry: Callable[[Agent], AgentEntry],
+                 work: Work) -> None:
+        self.key = key
+        self.queue = key[0]
+        self.requirements = requirements
+        self.entry = entry
+        self.work = work
+        self.members: dict[str, Agent] = {}
+        self.agent_heaps: dict[str, list[AgentEntry]] = {}
+        self.task_heaps: dict[str, list[tuple[Any, ...]]] = {}
+        self.live: dict[str, int] = {}  # channel -> waiting tasks placed in this pool
+
+    # --- agents ---
+
+    def add_member(self, agent: Agent) -> None:
+        self.members[agent.id] = agent
+        agent.pools.append(self)
+        self.refresh(agent)
+
+    def remove_member(self, agent: Agent) -> None:
+        """The caller bumps the agent's version, which makes its entries stale."""
+        del self.members[agent.id]
+        agent.pools.remove(self)
+
+    def refresh(self, agent: Agent, room: dict[str, bool] | None = None) -> None:
+        """Re-index an agent after it changed: one entry per channel it now has room for. `room`
+        caches can_take per channel across the agent's pools for one change."""
+        if room is None:
+            room = {}
+        for channel, heap in self.agent_heaps.items():
+            fits = room.get(channel)
+            if fits is None:
+                fits = room[channel] = agent.can_take(channel)
+            if fits:
+                heapq.heappush(heap, self.entry(agent))
+                self.work.n += 1
+                if len(heap) > 2 * len(self.members) + _SLACK:
+                    self._rebuild_agents(channel)
+
+    def _rebuild_agents(self, channel: str) -> None:
+        heap = [self.entry(a) for a in self.members.values() if a.can_take(channel)]
+        heapq.heapify(heap)
+        self.work.n += len(heap)
+        self.agent_heaps[channel] = heap
+
+    def rebuild(self, entry: Callable[[Agent], AgentEntry]) -> None:
+        """After the queue's strategy changed."""
+        self.entry = entry
+        for channel in list(self.agent_heaps):
+            self._rebuild_agents(channel)
+
+    def best_agent(self, channel: str, exclude: Collection[str]) -> Agent | None:
+        heap = self.agent_heaps.get(channel)
+        if heap is None:
+            self._rebuild_agents(channel)
+            heap = self.agent_heaps[channel]
+        work = self.work
+        skipped: list[AgentEntry] = []
+        found = None
+        while heap:
+            top = heap[0]
+            agent = top[-1]
+            work.n += 1
+            if top[-2] != agent.version:
+                heapq.heappop(heap)
+            elif agent.id in exclude:
+                skipped.append(heapq.heappop(heap))
+            else:
+                found = agent
+                break
+        for e in skipped:
+            heapq.heappush(heap, e)
+        work.n += len(skipped)
+        return found
+
+    # --- tasks ---
+
+    def push_task(self, task: Task) -> None:
+        task.pool = self
+        task.token += 1
+        heap = self.task_heaps.get(task.channel)
+        if heap is None:
+            heap = self.task_heaps[task.channel] = []
+        heapq.heappush(heap, task_entry(task))
+        self.work.n += 1
+        live = self.live[task.channel] = self.live.get(task.channel, 0) + 1
+        if len(heap) > 2 * live + _SLACK:
+            heap[:] = [e for e in heap if _task_live(e, self)]
+            heapq.heapify(heap)
+            self.work.n += len(heap)
+
+    def discard_task(self, task: Task) -> None:
+        """The task leaves the waiting line (offered, abandoned, moved): its entry goes stale."""
+        task.pool = None
+        task.token += 1
+        self.live[task.channel] -= 1
+
+    def best_task(self, channel: str, agent_id: str) -> Task | None:
+        heap = self.task_heaps.get(channel)
+        if not heap:
+            return None
+        work = self.work
+        skipped: list[tuple[Any, ...]] = []
+        found = None
+        while heap:
+            top = heap[0]
+            work.n += 1
+            if not _task_live(top, self):
+                heapq.heappop(heap)
+            elif agent_id in top[4].declined_by:
+                skipped.append(heapq.heappop(heap))
+            else:
+                found = top[4]
+                break
+        for e in skipped:
+            heapq.heappush(heap, e)
+        work.n += len(skipped)
+        return found
+
+    def waiting_tasks(self) -> list[Task]:
+        return [e[4] for heap in self.task_heaps.values() for e in heap if _task_live(e, self)]

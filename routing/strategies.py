@@ -1,0 +1,36 @@
+"""Agent ordering per queue strategy: a heap entry whose leading fields are the strategy's key.
+
+An entry is `(*key, agent id, agent version, agent)`. The id makes entries unique before the
+version and the object are reached, so comparisons never touch an Agent; the version lets the pool
+discard entries made before the agent last changed (lazy deletion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .model import Agent, Strategy
+
+AgentEntry = tuple[Any, ...]
+
+
+def _longest_idle(a: Agent) -> AgentEntry:
+    return (a.idle_since, a.id, a.version, a)
+
+
+def _least_busy(a: Agent) -> AgentEntry:
+    # Budget in use first (a chat agent with one chat is busier than an idle one), then idleness.
+    return (a.used, a.idle_since, a.id, a.version, a)
+
+
+def _round_robin(a: Agent) -> AgentEntry:
+    # last_offer_seq is a router-wide counter stamped on each offer: lowest = served longest ago.
+    return (a.last_offer_seq, a.id, a.version, a)
+
+
+ENTRY: dict[Strategy, Callable[[Agent], AgentEntry]] = {
+    Strategy.LONGEST_IDLE: _longest_idle,
+    Strategy.LEAST_BUSY: _least_busy,
+    Strategy.ROUND_ROBIN: _round_robin,
+}
