@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 # Execution option marking a unit of work that will write: on SQLite it starts with BEGIN IMMEDIATE.
@@ -20,7 +21,15 @@ def create_engine(database_url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def writer(engine: AsyncEngine) -> AsyncEngine:
+def create_sync_sqlite_engine(url: URL) -> Engine:
+    """The stdlib-driver twin of an aiosqlite engine, for the ingest writer's own thread."""
+    engine = sa_create_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def writer(engine: AsyncEngine | Engine) -> AsyncEngine | Engine:
     """The engine for units of work that read and then write."""
     return engine.execution_options(**{WRITE_OPTION: True})
 
@@ -47,5 +56,5 @@ def _sqlite_begin(conn) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
+def is_sqlite(engine: AsyncEngine | Engine) -> bool:
     return engine.dialect.name == "sqlite"

@@ -31,8 +31,8 @@ def failing_write_for(text_marker: str):
 
     def step(ctx: IngestContext) -> None:
         if ctx.interaction.content and ctx.interaction.content.text == text_marker:
-            async def broken(conn) -> None:
-                await conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+            def broken(conn) -> None:
+                conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
 
             ctx.writes.append(broken)
 

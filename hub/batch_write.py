@@ -1,0 +1,149 @@
+"""One group commit's unit of work: dedupe -> identity -> steps -> inserts, on one connection.
+
+Synchronous Core code, run inside the transaction the pipeline opens (see hub.pipeline). It builds
+everything afresh from its inputs each time it runs, so a retried batch never sees the effects of
+an attempt that was rolled back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from schemas import Direction, EventType, Interaction
+
+from .events import event_row
+from .identity import IdentityPlan
+from .storage import ingest_store as store
+from .storage.models import identifiers, interactions, outbox, profiles
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    interaction_id: uuid.UUID
+    profile_id: uuid.UUID | None
+    created: bool  # False when this was a repeat of an interaction already stored
+
+
+Write = Callable[[Connection], None]
+
+
+@dataclass
+class IngestContext:
+    """What a step sees and may add to, for one new interaction, inside the unit of work.
+
+    Steps are synchronous and do no I/O of their own (rules are a pure function); what they want
+    written goes into `events` and `writes`, applied in the interaction's transaction. They may
+    change the interaction's tags, priority and ruleset_version.
+    """
+
+    interaction: Interaction
+    profile: dict[str, Any] | None
+    profile_created: bool
+    now: datetime
+    actions: list[Any] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    writes: list[Write] = field(default_factory=list)
+
+
+IngestStep = Callable[[IngestContext], None]
+
+
+def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[IngestStep],
+                now: datetime) -> list[IngestResult]:
+    refs = [_ref(item) for item in batch]
+    stored = store.find_interactions_by_ref(conn, refs)
+    results: list[IngestResult | None] = [None] * len(batch)
+    first_of: dict[store.RefKey, int] = {}
+    fresh: list[int] = []
+    for i, ref in enumerate(refs):
+        if ref in stored:
+            iid, pid = stored[ref]
+            results[i] = IngestResult(iid, pid, created=False)
+        elif ref not in first_of:
+            first_of[ref] = i
+            fresh.append(i)
+
+    keys = list({k for i in fresh for k in _keys(batch[i])})
+    plan = IdentityPlan(known=store.find_identifiers(conn, keys), now=now)
+    assigned = [plan.resolve(_keys(batch[i]), _display_name(batch[i])) for i in fresh]
+    profile_ids = [plan.final(pid) if pid else None for pid in assigned]
+    existing = {pid for pid in profile_ids if pid and not plan.is_new(pid)}
+    loaded = store.load_profiles(conn, list(existing)) if existing and steps else {}
+
+    profile_rows = [
+        {"id": pid, "created_at": now, "updated_at": now, "display_name": name, "attributes": "{}"}
+        for pid, name in plan.new_profiles.items()
+    ]
+    events = [
+        event_row(EventType.PROFILE_CREATED, now=now, subject=row["id"],
+                  data={"profile_id": str(row["id"]), "display_name": row["display_name"]})
+        for row in profile_rows
+    ]
+    interaction_rows: list[dict[str, Any]] = []
+    writes: list[Write] = []
+    for i, pid in zip(fresh, profile_ids, strict=True):
+        # A copy per attempt: a retried batch must not see the steps' changes twice.
+        original = batch[i]
+        item = original.model_copy(update={"profile_id": pid, "tags": list(original.tags)})
+        ctx = IngestContext(item, loaded.get(pid) if pid else None, pid is not None and plan.is_new(pid), now)
+        for step in steps:
+            step(ctx)
+        document = item.model_dump_json(exclude_none=True, by_alias=True)
+        interaction_rows.append(_interaction_row(item, document))
+        received = item.direction is Direction.INBOUND
+        events.append(event_row(EventType.INTERACTION_RECEIVED if received else EventType.INTERACTION_SENT,
+                                now=now, data_json=document, channel=item.channel, subject=pid))
+        events.extend(ctx.events)
+        writes.extend(ctx.writes)
+        results[i] = IngestResult(item.id, pid, created=True)  # type: ignore[arg-type]
+
+    store.insert_rows(conn, profiles, profile_rows)
+    for merge in plan.merges:
+        moved = store.merge_profiles(conn, merge.survivor, merge.merged, at=now, reason=merge.reason)
+        events.append(event_row(
+            EventType.PROFILE_MERGED, now=now, subject=merge.survivor,
+            data={"survivor_id": str(merge.survivor), "merged_id": str(merge.merged), "reason": merge.reason, **moved},
+        ))
+    store.insert_rows(conn, identifiers, [
+        {"type": t, "value": v, "profile_id": plan.final(pid), "created_at": now}
+        for (t, v), pid in plan.new_identifiers.items()
+    ])
+    store.insert_rows(conn, interactions, interaction_rows)
+    store.insert_rows(conn, outbox, events)
+    for write in writes:
+        write(conn)
+
+    for i, ref in enumerate(refs):
+        if results[i] is None:  # a repeat within this batch: answered as its first
+            first = results[first_of[ref]]
+            assert first is not None
+            results[i] = IngestResult(first.interaction_id, first.profile_id, created=False)
+    return results  # type: ignore[return-value]
+
+
+def _ref(item: Interaction) -> store.RefKey:
+    assert item.provider_ref is not None
+    return (item.channel, item.provider, item.provider_ref)
+
+
+def _keys(item: Interaction) -> list[store.IdentKey]:
+    return [ident.key for ident in item.identifiers()]
+
+
+def _display_name(item: Interaction) -> str | None:
+    return item.sender.display_name if item.sender is not None and item.direction is Direction.INBOUND else None
+
+
+def _interaction_row(item: Interaction, document: str) -> dict[str, Any]:
+    return {
+        "id": item.id, "channel": item.channel, "provider": item.provider, "provider_ref": item.provider_ref,
+        "direction": item.direction.value, "kind": item.kind.value, "occurred_at": item.occurred_at,
+        "received_at": item.received_at, "conversation_key": item.conversation_key, "profile_id": item.profile_id,
+        "priority": item.priority, "ruleset_version": item.ruleset_version, "document": document,
+    }
