@@ -55,8 +55,12 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
+PIN = True
+
+
 def pin(cpu: int) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and os.cpu_count() and os.cpu_count() > 1 else []
+    usable = PIN and shutil.which("taskset") and (os.cpu_count() or 1) > 1
+    return ["taskset", "-c", str(cpu)] if usable else []
 
 
 def run_wrk(port: int, seconds: int, connections: int, script: Path) -> tuple[float, str]:
@@ -87,7 +91,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="omnihub ingest throughput against a bare aiohttp floor")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--no-pin", action="store_true", help="let server and wrk share every core")
     args = parser.parse_args()
+    global PIN
+    PIN = not args.no_pin
     if not shutil.which("wrk"):
         sys.exit("bench/ingest.py needs wrk: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +108,8 @@ def main() -> None:
         hub_env = {**env, "OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db", "OMNIHUB_LOG_LEVEL": "WARNING"}
         omnihub = Path(sys.executable).with_name("omnihub")
         hub, hub_p99 = measure([str(omnihub), "serve", "--port", str(hub_port)], hub_port, hub_env, args, script)
-    print(f"ingest bench: wrk 1 thread, {args.connections} connections, {args.seconds}s, server pinned to 1 core")
+    where = "server pinned to core 0, wrk to core 1" if PIN else "unpinned"
+    print(f"ingest bench: wrk 1 thread, {args.connections} connections, {args.seconds}s, {where}")
     print(f"floor  bare aiohttp JSON handler : {floor:9.0f} req/s  (p99 {floor_p99})")
     print(f"omnihub POST /v1/interactions    : {hub:9.0f} req/s  (p99 {hub_p99}), SQLite, durable 201")
     print(f"ratio                            : {hub / floor:9.2f}  (target >= 0.40)")
