@@ -7,6 +7,7 @@ not per row, keeps a durable ingest cheap.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections import defaultdict
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, insert, select, update
 
 from .models import identifiers, interactions, profile_merges, profiles
 
@@ -73,9 +74,39 @@ def load_profiles(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID,
     return found
 
 
-def insert_rows(conn: Connection, table, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows that all have the same keys.
+
+    On a qmark driver (the stdlib sqlite3 of the embedded default) the statement is compiled and
+    the columns' bind processors resolved once per table and key set, and the driver gets plain
+    tuples: SQLAlchemy's generic per-row parameter processing was a quarter of the writer's time.
+    """
+    if not rows:
+        return
+    dialect = conn.dialect
+    if dialect.paramstyle != "qmark":
         conn.execute(insert(table), list(rows))
+        return
+    keys = tuple(rows[0])
+    sql, processors = _compiled_insert(table, keys, dialect)
+    conn.exec_driver_sql(sql, [tuple(_apply(processors, row, keys)) for row in rows])
+
+
+def _apply(processors: tuple[Any, ...], row: dict[str, Any], keys: tuple[str, ...]) -> Iterable[Any]:
+    for key, process in zip(keys, processors, strict=True):
+        value = row[key]
+        yield value if process is None or value is None else process(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    columns = [table.c[key] for key in keys]
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        dialect.identifier_preparer.format_table(table),
+        ", ".join(dialect.identifier_preparer.format_column(c) for c in columns),
+        ", ".join("?" for _ in columns),
+    )
+    return sql, tuple(c.type.bind_processor(dialect) for c in columns)
 
 
 def merge_profiles(conn: Connection, survivor: uuid.UUID, merged: uuid.UUID, *, at: datetime, reason: str) -> dict[str, Any]:
