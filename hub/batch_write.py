@@ -69,9 +69,9 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
             first_of[ref] = i
             fresh.append(i)
 
-    keys = list({k for i in fresh for k in _keys(batch[i])})
-    plan = IdentityPlan(known=store.find_identifiers(conn, keys), now=now)
-    assigned = [plan.resolve(_keys(batch[i]), _display_name(batch[i])) for i in fresh]
+    keys_of = {i: _keys(batch[i]) for i in fresh}
+    plan = IdentityPlan(known=store.find_identifiers(conn, list({k for ks in keys_of.values() for k in ks})), now=now)
+    assigned = [plan.resolve(keys_of[i], _display_name(batch[i])) for i in fresh]
     profile_ids = [plan.final(pid) if pid else None for pid in assigned]
     existing = {pid for pid in profile_ids if pid and not plan.is_new(pid)}
     loaded = store.load_profiles(conn, list(existing)) if existing and steps else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -10,6 +11,22 @@ from typing import Any
 from schemas import EVENT_SOURCE, routing_key
 
 from .ids import new_id
+
+
+@functools.lru_cache(maxsize=256)
+def _head(event_type: str) -> str:
+    return '{"specversion":"1.0","id":"%%s","type":%s,"source":%s,' % (json.dumps(event_type), json.dumps(EVENT_SOURCE))
+
+
+@functools.lru_cache(maxsize=256)
+def _routing_key(event_type: str, channel: str | None) -> str:
+    return routing_key(event_type, channel)
+
+
+@functools.lru_cache(maxsize=8)
+def _time(now: datetime) -> str:
+    # One unit of work stamps all its events with the same `now`: format it once.
+    return now.isoformat()
 
 
 def event_row(
@@ -29,17 +46,17 @@ def event_row(
     event_id = new_id()
     if data_json is None:
         data_json = json.dumps(data or {}, separators=(",", ":"), default=str)
-    subject_text = str(subject) if subject is not None else None
+    subject_text = None if subject is None else str(subject)
+    subject_json = "null" if subject_text is None else json.dumps(subject_text)
     body = (
-        '{"specversion":"1.0","id":"%s","type":%s,"source":%s,"time":"%s","subject":%s,'
-        '"datacontenttype":"application/json","data":%s}'
-        % (event_id, json.dumps(event_type), json.dumps(EVENT_SOURCE), now.isoformat(),
-           json.dumps(subject_text), data_json)
+        _head(event_type) % event_id
+        + '"time":"%s","subject":%s,"datacontenttype":"application/json","data":%s}'
+        % (_time(now), subject_json, data_json)
     )
     return {
         "event_id": event_id,
         "type": event_type,
-        "routing_key": routing_key(event_type, channel),
+        "routing_key": _routing_key(event_type, channel),
         "subject": subject_text,
         "created_at": now,
         "body": body,

@@ -82,9 +82,8 @@ class OutboxRelay:
             publisher = await self._connect()
             try:
                 await self._pump(publisher)
-            except InvalidMessage as exc:
-                # Retrying cannot help; set the row aside and start over from the first unconfirmed row.
-                await self._quarantine(exc)
+            except InvalidMessage:
+                pass  # the row was set aside; start over from the first unconfirmed row
             except BrokerUnavailable as exc:
                 self.state, self.last_error = "down", str(exc)
                 log.warning("broker session ended; events wait in the outbox", extra={"error": str(exc)})
@@ -133,7 +132,12 @@ class OutboxRelay:
                     continue
                 if in_flight:
                     future, batch_rows = in_flight.popleft()
-                    outcome = await future
+                    try:
+                        outcome = await future
+                    except InvalidMessage as exc:
+                        # Retrying cannot help: keep the row with its reason, out of the queue.
+                        await self._quarantine(batch_rows, exc)
+                        raise
                     await self._mark(batch_rows, outcome.returned)
                     continue
                 # Idle: start the next scan from the beginning, so a row whose transaction committed
@@ -152,12 +156,12 @@ class OutboxRelay:
             if in_flight:
                 await asyncio.gather(*(f for f, _ in in_flight), return_exceptions=True)
 
-    async def _quarantine(self, exc: InvalidMessage) -> None:
-        log.error("outbox event cannot be published; kept with its reason", extra={"event_id": exc.message_id,
-                                                                                    "error": str(exc)})
-        async with self._engine.begin() as conn:
-            seq = await repo.find_event_seq(conn, exc.message_id)
-            if seq is not None:
+    async def _quarantine(self, rows: list[Any], exc: InvalidMessage) -> None:
+        log.error("outbox event cannot be published; kept with its reason",
+                  extra={"event_id": exc.message_id, "error": str(exc)})
+        seq = next((r.seq for r in rows if str(r.event_id) == exc.message_id), None)
+        if seq is not None:
+            async with self._engine.begin() as conn:
                 await repo.mark_failed(conn, seq, str(exc), at=datetime.now(UTC))
 
     async def _mark(self, rows: list[Any], returned_ids: list[str]) -> None:

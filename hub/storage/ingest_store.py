@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -87,26 +88,39 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if dialect.paramstyle != "qmark":
         conn.execute(insert(table), list(rows))
         return
-    keys = tuple(rows[0])
-    sql, processors = _compiled_insert(table, keys, dialect)
-    conn.exec_driver_sql(sql, [tuple(_apply(processors, row, keys)) for row in rows])
-
-
-def _apply(processors: tuple[Any, ...], row: dict[str, Any], keys: tuple[str, ...]) -> Iterable[Any]:
-    for key, process in zip(keys, processors, strict=True):
-        value = row[key]
-        yield value if process is None or value is None else process(value)
+    sql, convert = _compiled_insert(table, tuple(rows[0]), dialect)
+    conn.exec_driver_sql(sql, convert(rows))
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, Callable[..., list]]:
     columns = [table.c[key] for key in keys]
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         dialect.identifier_preparer.format_table(table),
         ", ".join(dialect.identifier_preparer.format_column(c) for c in columns),
         ", ".join("?" for _ in columns),
     )
-    return sql, tuple(c.type.bind_processor(dialect) for c in columns)
+    getter = operator.itemgetter(*keys)
+    processed = [(i, process) for i, c in enumerate(columns) if (process := c.type.bind_processor(dialect))]
+
+    def convert(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        # A group's rows share timestamps (created_at = the group's now): convert each value once.
+        seen: dict[tuple[int, Any], Any] = {}
+        out = []
+        for row in rows:
+            values = list(getter(row)) if len(keys) > 1 else [getter(row)]
+            for i, process in processed:
+                value = values[i]
+                if value is not None:
+                    memo = (i, value)
+                    converted = seen.get(memo)
+                    if converted is None:
+                        converted = seen[memo] = process(value)
+                    values[i] = converted
+            out.append(tuple(values))
+        return out
+
+    return sql, convert
 
 
 def merge_profiles(conn: Connection, survivor: uuid.UUID, merged: uuid.UUID, *, at: datetime, reason: str) -> dict[str, Any]:

@@ -54,10 +54,6 @@ async def mark_published(
         await conn.execute(update(outbox).where(outbox.c.seq.in_(chunk)).values(returned_at=at))
 
 
-async def find_event_seq(conn: AsyncConnection, event_id: str) -> int | None:
-    return (await conn.execute(select(outbox.c.seq).where(outbox.c.event_id == uuid.UUID(event_id)))).scalar()
-
-
 async def mark_failed(conn: AsyncConnection, seq: int, reason: str, *, at: datetime) -> None:
     """Take a row that can never be published out of the queue, keeping it and the reason."""
     await conn.execute(

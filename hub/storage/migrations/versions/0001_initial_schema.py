@@ -28,7 +28,6 @@ def upgrade() -> None:
     sa.Column('returned_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('failed_reason', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_outbox')),
-    sa.UniqueConstraint('event_id', name=op.f('uq_outbox_event_id'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_pending', ['seq'], unique=False, sqlite_where=sa.text('published_at IS NULL'), postgresql_where=sa.text('published_at IS NULL'))
