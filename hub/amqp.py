@@ -165,7 +165,7 @@ class _Session:
         if isinstance(method, spec.Basic.Ack):
             self.tracker.ack(method.delivery_tag, method.multiple)
         else:
-            for tag, batch in self.tracker.nack(method.delivery_tag, method.multiple):
+            for tag, _batch in self.tracker.nack(method.delivery_tag, method.multiple):
                 log.warning("broker nacked a message", extra=self._log_extra(delivery_tag=tag))
         while self.batches and self.batches[0].future.done():
             self.batches.popleft()

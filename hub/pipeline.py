@@ -94,13 +94,14 @@ class Pipeline:
         *,
         steps: Sequence[IngestStep] = (),
         batch_max: int = 256,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Sequence[Callable[[], None]] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._engine = engine
         self.steps = list(steps)
         self._batch_max = batch_max
-        self._on_commit = on_commit
+        # Told after every commit (the outbox relay, the router): wake up now rather than poll.
+        self.on_commit = list(on_commit)
         self._clock = clock
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=batch_max * 40)
         self._writer: asyncio.Task[None] | None = None
@@ -172,8 +173,8 @@ class Pipeline:
                 for pending, result in zip(batch, results, strict=True):
                     if not pending.future.done():
                         pending.future.set_result(result)
-                if self._on_commit is not None:
-                    self._on_commit()
+                for listener in self.on_commit:
+                    listener()
                 return
             break
         if len(batch) > 1:

@@ -27,8 +27,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
         await conn.run_sync(run)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
+async def current_revisions(engine: AsyncEngine) -> tuple[str, ...]:
     from alembic.runtime.migration import MigrationContext
 
     async with engine.connect() as conn:
-        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_heads())

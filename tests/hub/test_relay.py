@@ -91,7 +91,7 @@ async def test_a_burst_is_published_in_order(aiohttp_client, make_settings, amqp
                                                            relay_batch_size=50)))
     # One customer: its events must reach the exchange in the order they were committed.
     responses = []
-    for chunk in range(6):
+    for _ in range(6):
         responses += await asyncio.gather(*(client.post("/v1/interactions", json=sms("010-8888-0000"))
                                             for _ in range(50)))
     got = await received_queue.adrain(300, timeout=30)
