@@ -12,10 +12,15 @@ from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 from . import keys
 from .api import interactions as interactions_api
 from .api import meta as meta_api
+from .api import routing as routing_api
+from .api import rules as rules_api
 from .api.errors import json_errors
 from .metrics import Metrics
 from .outbox import OutboxRelay
 from .pipeline import Pipeline
+from .router_service import RouterService
+from .routing_step import RoutingStep
+from .rules_runtime import rules_ctx, scheduler_ctx
 from .settings import Settings
 from .storage import repositories as repo
 from .storage.engine import create_engine
@@ -31,10 +36,15 @@ def create_app(settings: Settings) -> web.Application:
         CHANNELS_KEY: BUILTIN_CHANNELS,
     }
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(rules_ctx)  # rules (issue 5): before the pipeline that runs them
     app.cleanup_ctx.append(_relay)
     app.cleanup_ctx.append(_pipeline)
+    app.cleanup_ctx.append(scheduler_ctx)  # rules (issue 5): timers and schedules
+    app.cleanup_ctx.append(_router)  # routing (issue 6)
     app.add_routes(meta_api.routes)
     app.add_routes(interactions_api.routes)
+    app.add_routes(routing_api.routes)  # routing (issue 6)
+    app.add_routes(rules_api.routes)  # rules (issue 5)
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -67,13 +77,27 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
 async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     pipeline = Pipeline(
         app[keys.ENGINE],
+        # The ingest steps, in order. Rules first: later steps read ctx.actions (route, escalate).
+        steps=[app[keys.RULES]],
         batch_max=app[keys.SETTINGS].ingest_batch_max,
-        on_commit=app[keys.RELAY].notify,
+        on_commit=[app[keys.RELAY].notify],
     )
     app[keys.PIPELINE] = pipeline
+    # routing (issue 6): after the rules step, so it sees their route actions.
+    pipeline.steps.append(RoutingStep(app[keys.SETTINGS].routing))
     await pipeline.start()
     yield
     await pipeline.stop()
+
+
+# --- routing (issue 6) ---
+async def _router(app: web.Application) -> AsyncIterator[None]:
+    service = RouterService(app[keys.ENGINE], app[keys.SETTINGS].routing)
+    app[keys.ROUTER] = service
+    app[keys.PIPELINE].on_commit.append(service.notify)  # new tasks are routed at once, not at the next poll
+    await service.start()
+    yield
+    await service.stop()
 
 
 async def _metrics(request: web.Request) -> web.Response:

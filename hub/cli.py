@@ -12,6 +12,7 @@ import routing.cli
 import rules.cli
 from schemas.export import SCHEMA_MODELS, json_schema
 
+from . import rules_replay
 from .settings import ConfigError, Settings, load_settings
 
 
@@ -23,13 +24,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from . import keys
     from .app import create_app
     from .logs import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_level)
+    app = create_app(settings)
+    app[keys.RELOAD_ON_SIGHUP] = True
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=web.access_logger if settings.access_log else None,
@@ -40,19 +44,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from .storage.engine import create_engine
-    from .storage.migrate import current_revision, upgrade
+    from .storage.migrate import current_revisions, upgrade
 
     settings = _settings(args)
 
-    async def run() -> str | None:
+    async def run() -> tuple[str, ...]:
         engine = create_engine(settings.database_url)
         try:
             await upgrade(engine)
-            return await current_revision(engine)
+            return await current_revisions(engine)
         finally:
             await engine.dispose()
 
-    print(f"database at revision {asyncio.run(run())}")
+    print(f"database at revision {', '.join(asyncio.run(run()))}")
     return 0
 
 
@@ -92,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
 
     rules_cmd = sub.add_parser("rules", help="check and dry-run rule files")
-    rules.cli.add_commands(rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="COMMAND"))
+    rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
+    rules.cli.add_commands(rules_sub)
+    rules_replay.add_command(rules_sub)
     routing.cli.add_commands(sub)
     return parser
 
@@ -101,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, rules.RulesError) as exc:  # a bad rules_dir refuses to start, listing every issue
         print(f"omnihub: {exc}", file=sys.stderr)
         return 2
 

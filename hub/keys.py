@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -11,6 +13,9 @@ if TYPE_CHECKING:
     from .metrics import Metrics
     from .outbox import OutboxRelay
     from .pipeline import Pipeline
+    from .router_service import RouterService
+    from .rules_step import RulesStep
+    from .scheduler import Scheduler
     from .settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -19,3 +24,10 @@ PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 RELAY: web.AppKey[OutboxRelay] = web.AppKey("relay")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 VALIDATION_CONTEXT: web.AppKey[dict] = web.AppKey("validation_context", dict)
+ROUTER: web.AppKey[RouterService] = web.AppKey("router")  # routing (issue 6)
+# --- rules (issue 5) ---
+RULES: web.AppKey[RulesStep] = web.AppKey("rules")  # holds the running ruleset
+SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")
+# Set before start-up to drive timers and schedules in virtual time (tests); default: the wall clock.
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
+RELOAD_ON_SIGHUP: web.AppKey[bool] = web.AppKey("reload_on_sighup", bool)  # set by `omnihub serve`

@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from routing import Capacity, Queue, RouterConfig
 from schemas import OmnihubError
 
 ENV_PREFIX = "OMNIHUB_"
@@ -22,6 +31,38 @@ ENV_PREFIX = "OMNIHUB_"
 
 class ConfigError(OmnihubError):
     pass
+
+
+# --- routing (issue 6) ---
+class AgentConfig(BaseModel):
+    """An agent (or a salesperson who owns customer relationships) known from start-up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(min_length=1, max_length=100)
+    display_name: str | None = None
+    skills: dict[str, int] = Field(default_factory=dict)
+    capacity: Capacity = Field(default_factory=Capacity)
+
+
+class RoutingSettings(BaseModel):
+    """Queues and agents for the live router; with no queue configured the hub routes nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    queues: list[Queue] = Field(default_factory=list)
+    agents: list[AgentConfig] = Field(default_factory=list)
+    default_queue: str | None = None  # for inbound interactions no rule routed; None: no task
+    router: RouterConfig = Field(default_factory=RouterConfig)
+    tier_priority: dict[str, int] = Field(default_factory=lambda: {"vip": 10})  # added by profile tier
+    sticky_owner: bool = False  # prefer the profile's owner even when the route does not ask
+    poll_interval_s: float = Field(0.25, gt=0)  # how often committed tasks are picked up
+    lock_key: int = 0x6F6D6E69  # PostgreSQL advisory lock: one active router per database
+
+    @model_validator(mode="after")
+    def _known_default_queue(self) -> RoutingSettings:
+        names = [q.name for q in self.queues]
+        if self.default_queue is not None and self.default_queue not in names:
+            raise ValueError(f"default_queue {self.default_queue!r} is not among the queues {names}")
+        return self
 
 
 class Settings(BaseSettings):
@@ -49,6 +90,7 @@ class Settings(BaseSettings):
     relay_poll_interval_s: float = Field(1.0, gt=0)
     relay_backoff_max_s: float = Field(30.0, gt=0)
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
 
     @field_validator("default_region")
     @classmethod

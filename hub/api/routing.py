@@ -1,0 +1,250 @@
+"""The agent and supervisor routing API (issue 6; names in DESIGN section 11).
+
+`GET /v1/queues`, `GET /v1/agents`, `POST /v1/agents/{id}/presence`,
+`POST /v1/tasks/{id}/accept|decline|transfer|wrapup|complete`, and the agent console websocket
+`GET /v1/agents/ws?agent_id=...` (offers and task updates pushed; `accept`/`decline` frames in).
+
+Authentication is not done yet (the security issue adds agent logins): the agent is whoever the
+request names, in the body or the query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from routing import (
+    InvalidTransition,
+    Presence,
+    Router,
+    RoutingError,
+    UnknownAgent,
+    UnknownQueue,
+    UnknownTask,
+    as_datetime,
+)
+
+from .. import keys
+from ..router_service import RouterUnavailable, task_view
+from .errors import error_response
+
+log = logging.getLogger("omnihub.api.routing")
+routes = web.RouteTableDef()
+T = TypeVar("T")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentBody(_Body):
+    agent_id: str = Field(min_length=1, max_length=100)
+
+
+class DeclineBody(AgentBody):
+    reason: str | None = Field(None, max_length=200)
+
+
+class TransferBody(_Body):
+    queue: str | None = Field(None, min_length=1, max_length=100)
+    agent_id: str | None = Field(None, min_length=1, max_length=100)
+
+
+class WrapupBody(_Body):
+    disposition: str | None = Field(None, max_length=100)
+    note: str | None = Field(None, max_length=4000)
+
+
+class PresenceBody(_Body):
+    presence: Presence
+
+
+class Frame(_Body):
+    op: str = Field(pattern="^(accept|decline)$")
+    task_id: str = Field(min_length=1, max_length=64)
+    reason: str | None = Field(None, max_length=200)
+
+
+def _iso(seconds: float | None) -> str | None:
+    return as_datetime(seconds).isoformat() if seconds is not None else None
+
+
+async def _body(request: web.Request, model: type[_Body]) -> Any:
+    raw = await request.read()
+    return model.model_validate_json(raw or b"{}")
+
+
+async def _refusal(request: web.Request, exc: Exception, task_id: str | None = None) -> dict[str, Any]:
+    """The JSON error (with its HTTP `status`) for a refused operation, shared by HTTP and the websocket."""
+    service = request.app[keys.ROUTER]
+    match exc:
+        case RouterUnavailable():
+            return {"status": 503, "error": "routing_unavailable", "message": str(exc)}
+        case UnknownTask() if task_id is not None:
+            # Finished tasks leave the router: the table still knows their state.
+            state = await service.stored_state(task_id)
+            if state is None:
+                return {"status": 404, "error": "task_not_found", "message": f"no task {task_id!r}"}
+            return {"status": 409, "error": "invalid_transition", "state": state,
+                    "message": f"task {task_id!r} is {state}"}
+        case UnknownAgent() | UnknownQueue():
+            return {"status": 404, "error": "not_found", "message": str(exc)}
+        case InvalidTransition() if task_id is not None:
+            state = service.router.task(task_id).state.value if service.router else None
+            return {"status": 409, "error": "invalid_transition", "state": state, "message": str(exc)}
+        case _:
+            return {"status": 409, "error": "refused", "message": str(exc)}
+
+
+async def _task_op(request: web.Request, op: Callable[[Router, str], Any]) -> web.Response:
+    task_id = request.match_info["id"]
+    service = request.app[keys.ROUTER]
+    try:
+        task = await service.run(lambda router: op(router, task_id))
+    except (RoutingError, RouterUnavailable) as exc:
+        body = await _refusal(request, exc, task_id)
+        return web.json_response(body, status=body.pop("status"))
+    return web.json_response(task_view(task))
+
+
+@routes.post("/v1/tasks/{id}/accept")
+async def accept(request: web.Request) -> web.Response:
+    body = await _body(request, AgentBody)
+    return await _task_op(request, lambda r, tid: r.accept(tid, body.agent_id))
+
+
+@routes.post("/v1/tasks/{id}/decline")
+async def decline(request: web.Request) -> web.Response:
+    body = await _body(request, DeclineBody)
+    return await _task_op(request, lambda r, tid: r.decline(tid, body.agent_id, body.reason))
+
+
+@routes.post("/v1/tasks/{id}/transfer")
+async def transfer(request: web.Request) -> web.Response:
+    body = await _body(request, TransferBody)
+    if body.queue is None and body.agent_id is None:
+        return error_response(422, "validation_failed", "a transfer needs a queue or an agent_id",
+                              [{"field": "queue", "message": "queue or agent_id is required"}])
+    return await _task_op(request, lambda r, tid: r.transfer(tid, queue=body.queue, agent_id=body.agent_id))
+
+
+@routes.post("/v1/tasks/{id}/wrapup")
+async def wrapup(request: web.Request) -> web.Response:
+    body = await _body(request, WrapupBody)
+    return await _task_op(request, lambda r, tid: r.wrapup(tid, body.disposition, body.note))
+
+
+@routes.post("/v1/tasks/{id}/complete")
+async def complete(request: web.Request) -> web.Response:
+    body = await _body(request, WrapupBody)
+    return await _task_op(request, lambda r, tid: r.complete(tid, body.disposition, body.note))
+
+
+@routes.get("/v1/queues")
+async def list_queues(request: web.Request) -> web.Response:
+    service = request.app[keys.ROUTER]
+    router = service.router
+    if router is None:
+        return web.json_response({"queues": [], "active": False})
+    stats = {s.queue: s.to_dict() for s in router.queue_stats()}
+    return web.json_response({"active": True, "queues": [
+        {"name": q.name, "config": q.model_dump(mode="json"), "stats": stats[q.name]} for q in router.queues()
+    ]})
+
+
+@routes.get("/v1/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    service = request.app[keys.ROUTER]
+    router = service.router
+    if router is None:
+        return web.json_response({"agents": [], "active": False})
+    out = []
+    for state in router.agent_states():
+        agent = router.agent(state.id)
+        out.append({**state.to_dict(), "idle_since": _iso(state.idle_since), "skills": dict(agent.skills),
+                    "display_name": service.display_names.get(state.id)})
+    return web.json_response({"active": True, "agents": out})
+
+
+@routes.post("/v1/agents/{id}/presence")
+async def set_presence(request: web.Request) -> web.Response:
+    body = await _body(request, PresenceBody)
+    agent_id = request.match_info["id"]
+    service = request.app[keys.ROUTER]
+    try:
+        agent = await service.run(lambda r: r.set_presence(agent_id, body.presence))
+    except (RoutingError, RouterUnavailable) as exc:
+        refusal = await _refusal(request, exc)
+        return web.json_response(refusal, status=refusal.pop("status"))
+    return web.json_response({"id": agent.id, "presence": agent.presence.value, "idle_since": _iso(agent.idle_since)})
+
+
+@routes.get("/v1/agents/ws")
+async def agent_socket(request: web.Request) -> web.StreamResponse:
+    agent_id = request.query.get("agent_id")
+    if not agent_id:
+        return error_response(400, "missing_agent_id", "agent_id query parameter is required",
+                              [{"field": "agent_id", "message": "required"}])
+    service = request.app[keys.ROUTER]
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    try:
+        router = service.require()
+        state = next((s for s in router.agent_states() if s.id == agent_id), None)
+        if state is None:
+            raise UnknownAgent(f"no agent {agent_id!r}")
+        pending = await service.offer_frames(agent_id)
+    except (RoutingError, RouterUnavailable) as exc:
+        refusal = await _refusal(request, exc)
+        await ws.send_json({"type": "error", **refusal})
+        await ws.close()
+        return ws
+    frames = service.subscribe(agent_id)
+    sender = asyncio.create_task(_send_frames(ws, frames))
+    try:
+        await ws.send_json({"type": "hello", "agent": {**state.to_dict(), "idle_since": _iso(state.idle_since)}})
+        for frame in pending:
+            await ws.send_json(frame)
+        async for msg in ws:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            await ws.send_json(await _handle_frame(request, agent_id, msg.data))
+    finally:
+        service.unsubscribe(agent_id, frames)
+        sender.cancel()
+    return ws
+
+
+async def _send_frames(ws: web.WebSocketResponse, frames: asyncio.Queue[dict[str, Any]]) -> None:
+    while not ws.closed:
+        frame = await frames.get()
+        try:
+            await ws.send_json(frame)
+        except ConnectionError:
+            return
+
+
+async def _handle_frame(request: web.Request, agent_id: str, data: str) -> dict[str, Any]:
+    try:
+        frame = Frame.model_validate_json(data)
+    except ValidationError as exc:
+        fields = [{"field": ".".join(str(p) for p in e["loc"]) or "frame", "message": e["msg"]}
+                  for e in exc.errors(include_url=False, include_input=False)]
+        return {"type": "error", "error": "invalid_frame", "fields": fields}
+    service = request.app[keys.ROUTER]
+    try:
+        if frame.op == "accept":
+            task = await service.run(lambda r: r.accept(frame.task_id, agent_id))
+        else:
+            task = await service.run(lambda r: r.decline(frame.task_id, agent_id, frame.reason))
+    except (RoutingError, RouterUnavailable) as exc:
+        refusal = await _refusal(request, exc, frame.task_id)
+        refusal.pop("status")
+        return {"type": "error", "op": frame.op, "task_id": frame.task_id, **refusal}
+    return {"type": "ack", "op": frame.op, "task_id": frame.task_id, "task": task_view(task)}
+

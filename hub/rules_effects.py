@@ -1,0 +1,217 @@
+"""Carrying out rule actions: the rows they become, and the writes that store them.
+
+Shared by the ingest step (hub.rules_step) and the scheduler (hub.scheduler), so an action means
+the same thing whether an interaction, a timer or a daily schedule produced it. Planning is pure;
+`write_effects` runs on the caller's Core connection, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from rules import (
+    Action,
+    AddSegment,
+    AutoReply,
+    Evaluation,
+    Publish,
+    SendMessage,
+    SetProfile,
+    StartTimer,
+    action_to_dict,
+)
+from schemas import EventType, Interaction
+
+from .events import event_row
+from .ids import new_id
+from .storage.ingest_store import insert_rows
+from .storage.models import outbox, profiles
+from .storage.rules_models import scheduled_actions, timers
+
+Attributed = tuple[str, Action]  # (rule name, action)
+SEGMENTS = "segments"
+
+
+def attributed(evaluation: Evaluation) -> list[Attributed]:
+    """The evaluation's actions, each with the rule that asked for it (same order as .actions)."""
+    return [(t.name, a) for t in evaluation.trace if t.matched for a in t.compiled.actions]
+
+
+def profile_view(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What rules see as `profile`: the stored row with its attributes lifted to the top level.
+
+    Until the profile issue adds real columns, tier, birthday, timezone and segments live in
+    `attributes`; lifting them lets rules say `profile.tier` and `in_segment` today and keep
+    working when the columns arrive. `profile.attributes.<key>` reaches the same values.
+    """
+    if row is None:
+        return None
+    attrs = row.get("attributes") or {}
+    view = {**attrs, "attributes": attrs, SEGMENTS: attrs.get(SEGMENTS, [])}
+    view["id"] = str(row["id"])
+    for key in ("display_name", "created_at", "updated_at"):
+        if row.get(key) is not None:
+            view[key] = row[key]
+    return view
+
+
+def watch_key(conversation_key: str | None, profile_id: uuid.UUID | None, interaction_id: Any) -> str:
+    """What a timer watches: the conversation when there is one, else the customer."""
+    if conversation_key:
+        return f"conversation:{conversation_key}"
+    if profile_id is not None:
+        return f"profile:{profile_id}"
+    return f"interaction:{interaction_id}"
+
+
+@dataclass
+class Planned:
+    events: list[dict[str, Any]] = field(default_factory=list)  # outbox rows
+    profile_changes: list[tuple[str, SetProfile | AddSegment]] = field(default_factory=list)
+    scheduled: list[dict[str, Any]] = field(default_factory=list)  # scheduled_actions rows
+    timers: list[dict[str, Any]] = field(default_factory=list)  # timers rows
+    cancel: tuple[str, tuple[tuple[str, str], ...]] | None = None  # (event type, (rule, timer) pairs)
+
+    def needs_write(self) -> bool:
+        return bool(self.profile_changes or self.scheduled or self.timers or self.cancel)
+
+
+def plan(
+    pairs: Sequence[Attributed],
+    *,
+    interaction: Interaction | None,
+    profile_id: uuid.UUID | None,
+    now: datetime,
+    ruleset_version: str,
+    defer: tuple[type, ...] = (),
+) -> Planned:
+    """Rows for the actions that outlive the evaluation; `defer` names extra action classes to
+    store as scheduled actions (a fired timer's route or escalate, which no ingest step sees)."""
+    out = Planned()
+    document: str | None = None
+    iid = interaction.id if interaction is not None else None
+    for rule, action in pairs:
+        match action:
+            case Publish(event_type=event_type):
+                if interaction is not None:
+                    if document is None:
+                        document = interaction.model_dump_json(exclude_none=True, by_alias=True)
+                    out.events.append(event_row(event_type, now=now, data_json=document,
+                                                channel=interaction.channel, subject=profile_id))
+                else:
+                    out.events.append(event_row(event_type, now=now, subject=profile_id,
+                                                data={"profile_id": _str(profile_id), "rule": rule}))
+            case SetProfile() | AddSegment():
+                if profile_id is not None:
+                    out.profile_changes.append((rule, action))
+            case StartTimer():
+                conversation = interaction.conversation_key if interaction is not None else None
+                out.timers.append({
+                    "id": new_id(), "rule": action.rule, "name": action.name,
+                    "key": watch_key(conversation, profile_id, iid), "due_at": now + action.after,
+                    "interaction_id": iid, "profile_id": profile_id, "ruleset_version": ruleset_version,
+                    "state": "pending", "created_at": now,
+                })
+            case SendMessage() | AutoReply():
+                delay = action.delay if isinstance(action, SendMessage) else None
+                out.scheduled.append(_scheduled(rule, action, profile_id, iid, now + delay if delay else now, now))
+            case _ if isinstance(action, defer):
+                out.scheduled.append(_scheduled(rule, action, profile_id, iid, now, now))
+    return out
+
+
+def _scheduled(rule: str, action: Action, profile_id: Any, iid: Any, due: datetime, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(), "kind": action.kind, "rule": rule,
+        "payload": json.dumps(action_to_dict(action), ensure_ascii=False, default=str),
+        "profile_id": profile_id, "interaction_id": iid, "due_at": due, "created_at": now, "state": "pending",
+    }
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def write_effects(conn: Connection, planned: Planned, *, key: str | None, profile_id: uuid.UUID | None,
+                  now: datetime) -> None:
+    """Store what `plan` produced (all but its events, which the caller files with its own)."""
+    if planned.cancel is not None and key is not None:
+        cancel_timers(conn, planned.cancel[0], planned.cancel[1], key=key, profile_id=profile_id, now=now)
+    insert_rows(conn, timers, planned.timers)
+    insert_rows(conn, scheduled_actions, planned.scheduled)
+    if planned.profile_changes and profile_id is not None:
+        apply_profile_changes(conn, profile_id, planned.profile_changes, now)
+
+
+def cancel_timers(conn: Connection, event_type: str, names: Sequence[tuple[str, str]], *, key: str,
+                  profile_id: uuid.UUID | None, now: datetime) -> int:
+    """Cancel pending timers on this conversation or customer whose cancel_on has `event_type`."""
+    c = timers.c
+    same = c.key == key if profile_id is None else or_(c.key == key, c.profile_id == profile_id)
+    named = or_(*(and_(c.rule == rule, c.name == name) for rule, name in names))
+    result = conn.execute(
+        update(timers).where(c.state == "pending", same, named)
+        .values(state="cancelled", ended_at=now, reason=f"cancelled by {event_type}")
+    )
+    return result.rowcount or 0
+
+
+def apply_profile_changes(conn: Connection, profile_id: uuid.UUID,
+                          changes: Sequence[tuple[str, SetProfile | AddSegment]], now: datetime) -> dict[str, Any]:
+    """Read-modify-write the profile in the caller's transaction; emit `profile.updated` if it changed.
+
+    Done at write time, not from the step's snapshot: two interactions of one customer in the same
+    group commit must both see each other's changes.
+    """
+    row = conn.execute(
+        select(profiles.c.display_name, profiles.c.attributes).where(profiles.c.id == profile_id)
+    ).first()
+    if row is None:
+        return {}
+    attrs = json.loads(row.attributes or "{}")
+    display_name = row.display_name
+    changed: dict[str, Any] = {}
+    for _rule, action in changes:
+        if isinstance(action, AddSegment):
+            segments = list(attrs.get(SEGMENTS) or [])
+            if action.segment not in segments:
+                attrs[SEGMENTS] = [*segments, action.segment]
+                changed[SEGMENTS] = attrs[SEGMENTS]
+            continue
+        value = _plain(action.value)
+        if action.field == "display_name":
+            if value != display_name:
+                display_name = changed["display_name"] = value
+            continue
+        name = action.field.removeprefix("attributes.")
+        if attrs.get(name) != value:
+            attrs[name] = changed[name] = value
+    if not changed:
+        return {}
+    conn.execute(
+        update(profiles).where(profiles.c.id == profile_id).values(
+            attributes=json.dumps(attrs, ensure_ascii=False), display_name=display_name,
+            updated_at=now, version=profiles.c.version + 1,
+        )
+    )
+    rules = sorted({rule for rule, _ in changes})
+    insert_rows(conn, outbox, [event_row(
+        EventType.PROFILE_UPDATED, now=now, subject=profile_id,
+        data={"profile_id": str(profile_id), "changed": changed, "source": "rules", "rules": rules},
+    )])
+    return changed
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, date):  # datetime is a date too
+        return value.isoformat()
+    return value

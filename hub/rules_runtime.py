@@ -1,0 +1,146 @@
+"""The hub's running rules: load at start-up, reload (API and SIGHUP), the scheduler's lifetime.
+
+A reload validates the whole directory first and swaps the compiled ruleset in one assignment, so
+a bad file is refused with its line-numbered issues and the running rules stay. Every ruleset that
+goes live is recorded by version (with its sources) so `rules replay` can re-derive its decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Collection
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rules import Issue, RulesError, Ruleset
+from rules.loader import load_sources
+from schemas import CHANNELS_KEY, OmnihubError
+
+from . import keys
+from .rules_step import RulesStep
+from .scheduler import Scheduler
+from .storage.engine import writer
+from .storage.rules_models import rulesets
+
+log = logging.getLogger("omnihub.rules")
+
+Sources = list[tuple[str, str]]
+
+
+class NoRulesDir(OmnihubError):
+    """Reload asked of a hub that has no `rules_dir` configured."""
+
+
+def read_sources(path: str | Path) -> Sources:
+    """(file, text) of every *.yaml / *.yml under `path` (sorted), or of `path` itself if a file.
+
+    Read here rather than by rules.load_ruleset so the exact text that went live can be stored.
+    """
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                       and not any(s.startswith(".") for s in p.relative_to(root).parts))
+        if not files:
+            raise RulesError([Issue(str(root), 0, None, "no *.yaml or *.yml rule files here")])
+    elif root.is_file():
+        files = [root]
+    else:
+        raise RulesError([Issue(str(root), 0, None, "no such file or directory")])
+    try:
+        return [(str(f), f.read_text(encoding="utf-8")) for f in files]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError([Issue(str(root), 0, None, f"cannot read: {exc}")]) from None
+
+
+def compile_sources(sources: Sources, channels: Collection[str] | None = None) -> Ruleset:
+    return Ruleset(load_sources(sources, channels=channels))
+
+
+def load_dir(path: str | Path, channels: Collection[str] | None = None) -> tuple[Ruleset, Sources]:
+    sources = read_sources(path)
+    return compile_sources(sources, channels), sources
+
+
+async def record_ruleset(engine: AsyncEngine, ruleset: Ruleset, sources: Sources, now: datetime) -> None:
+    async with writer(engine).begin() as conn:
+        known = (await conn.execute(select(rulesets.c.version).where(rulesets.c.version == ruleset.version))).first()
+        if known is None:
+            await conn.execute(insert(rulesets).values(
+                version=ruleset.version, timezone=ruleset.timezone, loaded_at=now,
+                sources=json.dumps(sources, ensure_ascii=False)))
+
+
+def _channels(app: web.Application) -> Collection[str]:
+    return app[keys.VALIDATION_CONTEXT][CHANNELS_KEY]
+
+
+def clock_of(app: web.Application) -> Callable[[], datetime]:
+    return app.get(keys.CLOCK) or (lambda: datetime.now(UTC))
+
+
+async def reload_rules(app: web.Application) -> Ruleset:
+    """Re-read `rules_dir`; on success swap it in and return it. RulesError leaves the old rules."""
+    rules_dir = app[keys.SETTINGS].rules_dir
+    if rules_dir is None:
+        raise NoRulesDir("no rules_dir is configured; set rules_dir (OMNIHUB_RULES_DIR) to load rules")
+    ruleset, sources = await asyncio.to_thread(load_dir, rules_dir, _channels(app))
+    await record_ruleset(app[keys.ENGINE], ruleset, sources, clock_of(app)())
+    previous = app[keys.RULES].swap(ruleset)
+    log.info("rules reloaded", extra={"version": ruleset.version,
+                                      "previous": previous.version if previous else None})
+    return ruleset
+
+
+async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the configured rules; a bad directory stops the start-up with every issue listed."""
+    rules_dir = app[keys.SETTINGS].rules_dir
+    step = RulesStep()
+    app[keys.RULES] = step
+    if rules_dir is not None:
+        ruleset, sources = await asyncio.to_thread(load_dir, rules_dir, _channels(app))
+        await record_ruleset(app[keys.ENGINE], ruleset, sources, clock_of(app)())
+        step.swap(ruleset)
+        log.info("rules loaded", extra={"version": ruleset.version, "rules": len(ruleset.rules)})
+    loop = asyncio.get_running_loop()
+    sighup = bool(app.get(keys.RELOAD_ON_SIGHUP))
+    if sighup:
+        loop.add_signal_handler(signal.SIGHUP, _on_sighup, app)
+    yield
+    if sighup:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+_reloads: set[asyncio.Task[None]] = set()
+
+
+def _on_sighup(app: web.Application) -> None:
+    task = asyncio.get_running_loop().create_task(reload_logged(app))
+    _reloads.add(task)
+    task.add_done_callback(_reloads.discard)
+
+
+async def reload_logged(app: web.Application) -> None:
+    """What SIGHUP runs: a reload whose refusal is logged with every issue, never raised."""
+    try:
+        await reload_rules(app)
+    except RulesError as exc:
+        log.error("rules reload refused; the running rules stay", extra={"issues": [str(i) for i in exc.issues]})
+    except NoRulesDir as exc:
+        log.warning(str(exc))
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    step = app[keys.RULES]
+    scheduler = Scheduler(app[keys.ENGINE], lambda: step.ruleset, clock=clock_of(app),
+                          on_commit=app[keys.RELAY].notify)
+    app[keys.SCHEDULER] = scheduler
+    await scheduler.start()
+    yield
+    await scheduler.stop()

@@ -1,0 +1,91 @@
+"""The ingest step that runs the rules: evaluate before the commit, commit the effects with the
+interaction (DESIGN section 1).
+
+It runs inside the group-commit writer, so it does no I/O: tags and priority are set on the
+interaction, `publish` becomes an outbox row, and everything else that must be stored (profile
+changes, timers, messages waiting for the outbound module) becomes one write callable executed in
+the interaction's transaction. Every action is also left in `ctx.actions`, where the routing step
+(after this one) reads `route` and `escalate`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from rules import AddTag, Ruleset, SetPriority, StartTimer, evaluate
+from schemas import Direction, EventType
+
+from .batch_write import IngestContext
+from .rules_effects import attributed, plan, profile_view, watch_key, write_effects
+
+TimerName = tuple[str, str]  # (rule, timer name)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A ruleset with what the step derives from it; swapped as one object so a reload is atomic."""
+
+    ruleset: Ruleset | None
+    cancels: dict[str, tuple[TimerName, ...]] = field(default_factory=dict)  # event type -> timers
+
+
+def _cancel_index(ruleset: Ruleset | None) -> dict[str, tuple[TimerName, ...]]:
+    index: dict[str, list[TimerName]] = {}
+    for rule in ruleset.rules if ruleset is not None else ():
+        stack = list(rule.then)
+        while stack:
+            action = stack.pop()
+            if isinstance(action, StartTimer):
+                for event in action.cancel_on:
+                    index.setdefault(event, []).append((action.rule, action.name))
+                stack.extend(action.then)
+    return {event: tuple(names) for event, names in index.items()}
+
+
+class RulesStep:
+    """IngestStep running the current ruleset; `swap` replaces it (reload, SIGHUP) between batches
+    or even mid-batch: each call reads the current ruleset once, so an interaction sees one version."""
+
+    def __init__(self, ruleset: Ruleset | None = None) -> None:
+        self._loaded = _Loaded(ruleset, _cancel_index(ruleset))
+
+    @property
+    def ruleset(self) -> Ruleset | None:
+        return self._loaded.ruleset
+
+    def swap(self, ruleset: Ruleset | None) -> Ruleset | None:
+        """Install `ruleset`; returns the one it replaced."""
+        previous = self._loaded.ruleset
+        self._loaded = _Loaded(ruleset, _cancel_index(ruleset))
+        return previous
+
+    def __call__(self, ctx: IngestContext) -> None:
+        loaded = self._loaded
+        ruleset = loaded.ruleset
+        if ruleset is None:  # no rules configured: the hub decides nothing
+            return
+        item = ctx.interaction
+        inbound = item.direction is Direction.INBOUND
+        trigger = EventType.INTERACTION_RECEIVED if inbound else EventType.INTERACTION_SENT
+        result = evaluate(ruleset, trigger, interaction=item, profile=profile_view(ctx.profile), now=ctx.now)
+        item.ruleset_version = ruleset.version
+        priority_set = False
+        for action in result.actions:
+            if isinstance(action, AddTag):
+                if action.tag not in item.tags:
+                    item.tags.append(action.tag)
+            elif isinstance(action, SetPriority) and not priority_set:
+                # The first is the highest-priority rule's (Evaluation's contract): it wins.
+                item.priority, priority_set = action.priority, True
+        ctx.actions.extend(result.actions)
+        pid = item.profile_id
+        planned = plan(attributed(result), interaction=item, profile_id=pid, now=ctx.now,
+                       ruleset_version=ruleset.version)
+        names = loaded.cancels.get(trigger)
+        if names:
+            planned.cancel = (trigger, names)
+        ctx.events.extend(planned.events)
+        if planned.needs_write():
+            key = watch_key(item.conversation_key, pid, item.id)
+            ctx.writes.append(functools.partial(write_effects, planned=planned, key=key, profile_id=pid, now=ctx.now))
