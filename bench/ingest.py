@@ -1,11 +1,13 @@
 """Ingest throughput: `POST /v1/interactions` on the embedded default (SQLite) against a bare aiohttp
 JSON handler measured in the same run.
 
-    python bench/ingest.py [--seconds 10] [--connections 64]
+    python bench/ingest.py [--seconds 10] [--connections 64] [--rounds 3] [--no-pin]
 
 Load comes from wrk (Debian package `wrk`), one thread pinned to the second core; each server is a
 single process pinned to the first. Every request is a new customer (new profile, identifier, two
 outbox events): the heavier path. Each 201 from omnihub is a durable commit (WAL, synchronous=FULL).
+Floor and hub runs alternate for --rounds rounds and medians are reported: this machine's
+throughput drifts by tens of percent over minutes, so a single pair of runs says little.
 Target (issue 2): ratio >= 0.40.
 """
 
@@ -16,6 +18,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,27 +94,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="omnihub ingest throughput against a bare aiohttp floor")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-pin", action="store_true", help="let server and wrk share every core")
     args = parser.parse_args()
     global PIN
     PIN = not args.no_pin
     if not shutil.which("wrk"):
         sys.exit("bench/ingest.py needs wrk: apt-get install wrk")
+    floors, hubs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "ingest.lua"
         script.write_text(LUA)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        floor_port = free_port()
-        floor, floor_p99 = measure([sys.executable, str(ROOT / "bench/floor_server.py"), str(floor_port)],
-                                   floor_port, env, args, script)
-        hub_port = free_port()
-        hub_env = {**env, "OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db", "OMNIHUB_LOG_LEVEL": "WARNING"}
         omnihub = Path(sys.executable).with_name("omnihub")
-        hub, hub_p99 = measure([str(omnihub), "serve", "--port", str(hub_port)], hub_port, hub_env, args, script)
+        for round_no in range(args.rounds):
+            port = free_port()
+            floors.append(measure([sys.executable, str(ROOT / "bench/floor_server.py"), str(port)],
+                                  port, env, args, script))
+            port = free_port()
+            hub_env = {**env, "OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench{round_no}.db",
+                       "OMNIHUB_LOG_LEVEL": "WARNING"}
+            hubs.append(measure([str(omnihub), "serve", "--port", str(port)], port, hub_env, args, script))
+    floor, hub = statistics.median(r for r, _ in floors), statistics.median(r for r, _ in hubs)
     where = "server pinned to core 0, wrk to core 1" if PIN else "unpinned"
-    print(f"ingest bench: wrk 1 thread, {args.connections} connections, {args.seconds}s, {where}")
-    print(f"floor  bare aiohttp JSON handler : {floor:9.0f} req/s  (p99 {floor_p99})")
-    print(f"omnihub POST /v1/interactions    : {hub:9.0f} req/s  (p99 {hub_p99}), SQLite, durable 201")
+    print(f"ingest bench: wrk 1 thread, {args.connections} connections, {args.seconds}s x {args.rounds} rounds "
+          f"(medians), {where}")
+    print(f"floor  bare aiohttp JSON handler : {floor:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in floors)}")
+    print(f"omnihub POST /v1/interactions    : {hub:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in hubs)}")
+    print("                                   SQLite, every 201 a durable commit; p99 "
+          + ", ".join(p for _, p in hubs))
     print(f"ratio                            : {hub / floor:9.2f}  (target >= 0.40)")
 
 
