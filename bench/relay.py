@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, select  # noqa: E402
 
 from bench.relay_floor import DEFAULT_URL, _broker_admin, raw_pika_confirm_publish  # noqa: E402
 from hub.events import event_row  # noqa: E402
-from hub.outbox import OutboxRelay  # noqa: E402
+from hub.outbox import MAX_IN_FLIGHT_BATCHES, OutboxRelay  # noqa: E402
 from hub.storage import repositories as repo  # noqa: E402
 from hub.storage.engine import create_engine  # noqa: E402
 from hub.storage.migrate import upgrade  # noqa: E402
@@ -82,6 +82,7 @@ async def main() -> None:
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary directory")
     args = parser.parse_args()
 
+    window = args.batch * MAX_IN_FLIGHT_BATCHES
     run = uuid.uuid4().hex[:8]
     exchange, queue = f"bench.{run}.events", f"bench.{run}.sink"
     await asyncio.to_thread(
@@ -99,7 +100,9 @@ async def main() -> None:
             for _ in range(args.rounds):
                 rows = outbox_rows(args.events)
                 bodies = [r["body"].encode() for r in rows]
-                floors.append(await raw_pika_confirm_publish(args.url, exchange, bodies, args.batch,
+                # The floor may have as many messages unconfirmed as the relay can (batches in flight
+                # x batch size), so the comparison is of the relay's own work, not of its window.
+                floors.append(await raw_pika_confirm_publish(args.url, exchange, bodies, window,
                                                              message_ids=[str(r["event_id"]) for r in rows]))
                 await asyncio.to_thread(_broker_admin, args.url, purge)
                 relays.append(await run_relay(engine, args.url, exchange, rows, args.batch))
@@ -112,7 +115,7 @@ async def main() -> None:
     size = len(bodies[0])
     print(f"relay bench: {args.events} events of {size} B, batch {args.batch}, median of {args.rounds} rounds, "
           f"{engine.dialect.name}")
-    print(f"floor  raw pika confirm-publish (window {args.batch}) : {floor:9.0f} msg/s")
+    print(f"floor  raw pika confirm-publish (window {window})   : {floor:9.0f} msg/s")
     print(f"omnihub outbox relay (read, publish, confirm, mark)  : {relay:9.0f} events/s")
     print(f"ratio                                                : {relay / floor:9.2f}  (target >= 0.80)")
 

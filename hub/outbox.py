@@ -26,7 +26,7 @@ from .storage.engine import writer
 
 log = logging.getLogger("omnihub.outbox")
 
-_MAX_IN_FLIGHT_BATCHES = 2
+MAX_IN_FLIGHT_BATCHES = 3  # batches awaiting confirms at once
 
 
 class OutboxRelay:
@@ -118,14 +118,14 @@ class OutboxRelay:
         try:
             while True:
                 rows: list[Any] = []
-                if len(in_flight) < _MAX_IN_FLIGHT_BATCHES:
+                if len(in_flight) < MAX_IN_FLIGHT_BATCHES:
                     async with self._engine.connect() as conn:
                         rows = await repo.fetch_pending_events(conn, after_seq=after_seq, limit=self._batch_size)
                 if rows:
                     after_seq = rows[-1].seq
+                    # The AMQP timestamp is the publish time; the event's own time is in the CloudEvent.
                     messages = [
-                        OutgoingMessage(routing_key=r.routing_key, body=r.body.encode(), message_id=str(r.event_id),
-                                        timestamp=int(r.created_at.timestamp()))
+                        OutgoingMessage(routing_key=r.routing_key, body=r.body.encode(), message_id=str(r.event_id))
                         for r in rows
                     ]
                     in_flight.append((asyncio.ensure_future(publisher.publish_batch(messages)), rows))

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import identifiers, outbox
@@ -37,7 +38,7 @@ def _chunks(items: Sequence[Any], size: int = 900) -> Iterable[Sequence[Any]]:
 async def fetch_pending_events(conn: AsyncConnection, *, after_seq: int, limit: int) -> list[Any]:
     cols = outbox.c
     rows = await conn.execute(
-        select(cols.seq, cols.event_id, cols.routing_key, cols.body, cols.created_at)
+        select(cols.seq, cols.event_id, cols.routing_key, cols.body)
         .where(cols.published_at.is_(None), cols.seq > after_seq)
         .order_by(cols.seq)
         .limit(limit)
@@ -48,10 +49,17 @@ async def fetch_pending_events(conn: AsyncConnection, *, after_seq: int, limit: 
 async def mark_published(
     conn: AsyncConnection, seqs: Sequence[int], returned: Sequence[int], *, at: datetime
 ) -> None:
-    for chunk in _chunks(list(seqs), 900):
-        await conn.execute(update(outbox).where(outbox.c.seq.in_(chunk)).values(published_at=at))
-    for chunk in _chunks(list(returned), 900):
-        await conn.execute(update(outbox).where(outbox.c.seq.in_(chunk)).values(returned_at=at))
+    for column, ids in (("published_at", seqs), ("returned_at", returned)):
+        for chunk in _chunks(list(ids), 900):
+            await conn.execute(update(outbox).where(_seq_in(conn, chunk)).values({column: at}))
+
+
+def _seq_in(conn: AsyncConnection, seqs: Sequence[int]) -> ColumnElement[bool]:
+    # PostgreSQL takes the whole list as one array parameter: one prepared statement for any size,
+    # where an IN list of N parameters is a new statement for every N.
+    if conn.dialect.name == "postgresql":
+        return outbox.c.seq == any_(bindparam("seqs", list(seqs), type_=ARRAY(BigInteger)))
+    return outbox.c.seq.in_(seqs)
 
 
 async def mark_failed(conn: AsyncConnection, seq: int, reason: str, *, at: datetime) -> None:
