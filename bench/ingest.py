@@ -75,7 +75,7 @@ def run_wrk(port: int, seconds: int, connections: int, script: Path) -> tuple[fl
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     if "Non-2xx" in out:
         raise RuntimeError(f"non-2xx answers during the bench:\n{out}")
-    p99 = re.search(r"99%\s+(\S+)", out)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
     return rps, p99.group(1) if p99 else "?"
 
 
