@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from routing import (
     AgentEvent,
     DuplicateTask,
+    Presence,
     Router,
     SystemClock,
     Task,
@@ -91,6 +92,8 @@ class RouterService:
         self._runner: asyncio.Task[None] | None = None
         self._lock_conn: AsyncConnection | None = None
         self._sockets: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._offline_timers: dict[str, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.active = asyncio.Event()
 
     # --- lifecycle ---
@@ -107,6 +110,11 @@ class RouterService:
             except asyncio.CancelledError:
                 pass
             self._runner = None
+        for handle in self._offline_timers.values():
+            handle.cancel()
+        for job in list(self._background):
+            job.cancel()
+        self._offline_timers.clear()
         if self.router is not None:
             try:
                 await self.flush()
@@ -198,9 +206,11 @@ class RouterService:
 
     async def _load(self) -> None:
         now = datetime.now(UTC)
+        since = now - timedelta(seconds=self.config.router.stats_window_s)
         async with writer(self._engine).begin() as conn:
             await conn.run_sync(store.sync_config, self.config.queues, self.config.agents, now)
             queues, agents, live = await conn.run_sync(store.load_state)
+            window = await conn.run_sync(store.load_window, since)
         router = Router(SystemClock(), self.config.router)
         for q in queues:
             router.add_queue(q)
@@ -208,6 +218,8 @@ class RouterService:
         known_queues = {q.name for q in queues}
         live = [t for t in live if t.queue in known_queues]
         router.restore(tasks=live, agents=agents)
+        for name, (answered, abandoned) in window.items():
+            router.restore_window(name, answered, abandoned)
         self._known = {t.id: t for t in live}
         # Restore turns pending offers back into waiting tasks without an event; write that down.
         self._dirty = {t.id for t in live}
@@ -331,6 +343,9 @@ class RouterService:
     def subscribe(self, agent_id: str) -> asyncio.Queue[dict[str, Any]]:
         frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_FRAME_BACKLOG)
         self._sockets.setdefault(agent_id, set()).add(frames)
+        handle = self._offline_timers.pop(agent_id, None)
+        if handle is not None:
+            handle.cancel()
         return frames
 
     def unsubscribe(self, agent_id: str, frames: asyncio.Queue[dict[str, Any]]) -> None:
@@ -339,6 +354,32 @@ class RouterService:
             subs.discard(frames)
             if not subs:
                 del self._sockets[agent_id]
+                self._offline_later(agent_id)
+
+    def _offline_later(self, agent_id: str) -> None:
+        """The agent's last console closed: unless one reconnects within the grace, set it offline,
+        so offers stop going to a closed browser (its pending ones return to the line at once)."""
+        grace = self.config.router.offline_grace_s
+        if grace is None or self.router is None:
+            return
+
+        def fire() -> None:
+            self._offline_timers.pop(agent_id, None)
+            job = asyncio.create_task(self._disconnected(agent_id))
+            self._background.add(job)
+            job.add_done_callback(self._background.discard)
+
+        self._offline_timers[agent_id] = asyncio.get_running_loop().call_later(grace, fire)
+
+    async def _disconnected(self, agent_id: str) -> None:
+        router = self.router
+        if router is None or agent_id in self._sockets:
+            return
+        try:
+            if router.agent(agent_id).presence is not Presence.OFFLINE:
+                await self.run(lambda r: r.set_presence(agent_id, Presence.OFFLINE, reason="disconnected"))
+        except Exception:
+            log.warning("could not set a disconnected agent offline", extra={"agent_id": agent_id}, exc_info=True)
 
     async def offer_frames(self, agent_id: str) -> list[dict[str, Any]]:
         """Offers already pending for an agent who (re)connects."""

@@ -12,9 +12,8 @@ import enum
 import heapq
 import itertools
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class Clock(Protocol):
@@ -67,8 +66,9 @@ class TimerKind(enum.Enum):
     SLA = 5
 
 
-@dataclass(slots=True, frozen=True)
-class Timer:
+class Timer(NamedTuple):
+    # A NamedTuple, not a frozen dataclass: one is made per offer and per task, and a frozen
+    # dataclass's __init__ (object.__setattr__ per field) cost more than the heap push.
     due: float
     kind: TimerKind
     task: Any

@@ -169,7 +169,9 @@ class RouterCore:
     def _match_agent(self, agent: Agent, now: float) -> bool:
         """Offer the agent the best tasks it has room for; True if it got any."""
         offered = False
-        while agent.presence is _AVAILABLE:
+        budget = agent.capacity.budget
+        # A spent budget (a call, three chats) takes nothing: skip the search rather than run it empty.
+        while agent.presence is _AVAILABLE and agent.used < budget:
             task = self._best_task_for(agent)
             if task is None:
                 break
@@ -189,9 +191,11 @@ class RouterCore:
         task = self._best_parked(agent)
         if task is not None:
             return task
-        best: Task | None = None
-        best_key: tuple[int, float, int] | None = None
+        # Entries are (-priority, enqueued_at, seq, ...) and seq is unique, so comparing whole entries
+        # is the waiting-line order and never reaches the fields after seq.
+        best: tuple[Any, ...] | None = None
         room: dict[str, bool] = {}
+        agent_id = agent.id
         for pool in agent.pools:
             for channel, live in pool.live.items():
                 if not live:
@@ -200,12 +204,10 @@ class RouterCore:
                 if fits is None:
                     fits = room[channel] = agent.can_take(channel)
                 if fits:
-                    t = pool.best_task(channel, agent.id)
-                    if t is not None:
-                        key = (-t.priority, t.enqueued_at, t.seq)
-                        if best_key is None or key < best_key:
-                            best, best_key = t, key
-        return best
+                    entry = pool.best_entry(channel, agent_id)
+                    if entry is not None and (best is None or entry < best):
+                        best = entry
+        return best[4] if best is not None else None
 
     def _best_parked(self, agent: Agent) -> Task | None:
         heap = agent.parked

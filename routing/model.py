@@ -125,6 +125,9 @@ class RouterConfig(_Config):
     preference_timeout_s: float = Field(30.0, ge=0, description="how long a task waits for a preferred agent")
     wrapup_timeout_s: float | None = Field(120.0, gt=0, description="auto-complete wrap-up; None: never")
     stats_window_s: float = Field(3600.0, gt=0)
+    # Read by the hub, not the router: presence follows the agent's console connection.
+    offline_grace_s: float | None = Field(15.0, ge=0, description="set an agent offline this long after its "
+                                          "last console websocket closed (a reload reconnects first); None: never")
 
 
 @dataclass(slots=True, eq=False)

@@ -21,6 +21,7 @@ from .strategies import AgentEntry
 
 PoolKey = tuple[str, frozenset[tuple[str, int]]]
 _SLACK = 64
+_WAITING = TaskState.WAITING
 
 
 class Work:
@@ -71,12 +72,15 @@ class Pool:
         caches can_take per channel across the agent's pools for one change."""
         if room is None:
             room = {}
+        entry = None
         for channel, heap in self.agent_heaps.items():
             fits = room.get(channel)
             if fits is None:
                 fits = room[channel] = agent.can_take(channel)
             if fits:
-                heapq.heappush(heap, self.entry(agent))
+                if entry is None:
+                    entry = self.entry(agent)  # one immutable entry serves every channel's heap
+                heapq.heappush(heap, entry)
                 self.work.n += 1
                 if len(heap) > 2 * len(self.members) + _SLACK:
                     self._rebuild_agents(channel)
@@ -140,10 +144,21 @@ class Pool:
         self.live[task.channel] -= 1
 
     def best_task(self, channel: str, agent_id: str) -> Task | None:
+        entry = self.best_entry(channel, agent_id)
+        return entry[4] if entry is not None else None
+
+    def best_entry(self, channel: str, agent_id: str) -> tuple[Any, ...] | None:
+        """The heap entry of the best live task on `channel` this agent has not declined."""
         heap = self.task_heaps.get(channel)
         if not heap:
             return None
         work = self.work
+        top = heap[0]
+        t = top[4]
+        # The common case, inlined: the top is live and not declined by this agent.
+        if t.token == top[3] and t.pool is self and t.state is _WAITING and agent_id not in t.declined_by:
+            work.n += 1
+            return top
         skipped: list[tuple[Any, ...]] = []
         found = None
         while heap:
@@ -154,7 +169,7 @@ class Pool:
             elif agent_id in top[4].declined_by:
                 skipped.append(heapq.heappop(heap))
             else:
-                found = top[4]
+                found = top
                 break
         for e in skipped:
             heapq.heappush(heap, e)

@@ -277,6 +277,22 @@ class Router(RouterCore):
         self._finish(task, TaskState.CANCELLED, now, reason=reason)
         return task
 
+    def restore_window(self, queue: str, answered: Iterable[tuple[float, float]], abandoned: Iterable[float]) -> None:
+        """Seed a queue's statistics window after a restart: `answered` as (answered at, waited s),
+        `abandoned` as times. Records older than the window are dropped; an unknown queue is ignored."""
+        window = self._windows.get(queue)
+        if window is None:
+            return
+        sla = self._queues[queue].sla_s
+        records = sorted([(at, wait) for at, wait in answered] + [(at, None) for at in abandoned],
+                         key=lambda r: r[0])
+        for at, wait in records:
+            if wait is None:
+                window.abandon(at)
+            else:
+                window.answer(at, wait, wait <= sla)
+        window.prune(self.clock.now())
+
     # --- reading ---
 
     def task(self, task_id: str) -> Task:

@@ -1,8 +1,9 @@
 """The agent and supervisor routing API (issue 6; names in DESIGN section 11).
 
-`GET /v1/queues`, `GET /v1/agents`, `POST /v1/agents/{id}/presence`,
-`POST /v1/tasks/{id}/accept|decline|transfer|wrapup|complete`, and the agent console websocket
-`GET /v1/agents/ws?agent_id=...` (offers and task updates pushed; `accept`/`decline` frames in).
+`GET /v1/queues`, `GET /v1/agents`, `POST /v1/agents/{id}/presence`, `GET /v1/tasks` (live tasks in
+line order), `POST /v1/tasks/{id}/accept|decline|transfer|wrapup|complete|abandon|cancel`, and the
+agent console websocket `GET /v1/agents/ws?agent_id=...` (offers and task updates pushed;
+`accept`/`decline` frames in; the agent goes offline `offline_grace_s` after its last one closes).
 
 Authentication is not done yet (the security issue adds agent logins): the agent is whoever the
 request names, in the body or the query string.
@@ -23,6 +24,8 @@ from routing import (
     Presence,
     Router,
     RoutingError,
+    Task,
+    TaskState,
     UnknownAgent,
     UnknownQueue,
     UnknownTask,
@@ -58,6 +61,10 @@ class TransferBody(_Body):
 class WrapupBody(_Body):
     disposition: str | None = Field(None, max_length=100)
     note: str | None = Field(None, max_length=4000)
+
+
+class ReasonBody(_Body):
+    reason: str | None = Field(None, max_length=200)
 
 
 class PresenceBody(_Body):
@@ -143,6 +150,38 @@ async def wrapup(request: web.Request) -> web.Response:
 async def complete(request: web.Request) -> web.Response:
     body = await _body(request, WrapupBody)
     return await _task_op(request, lambda r, tid: r.complete(tid, body.disposition, body.note))
+
+
+@routes.post("/v1/tasks/{id}/abandon")
+async def abandon(request: web.Request) -> web.Response:
+    """The customer left before an agent accepted (a call hung up, a chat closed): 409 once assigned,
+    when the end of the conversation is a wrap-up instead."""
+    await _body(request, ReasonBody)
+    return await _task_op(request, lambda r, tid: r.abandon(tid))
+
+
+@routes.post("/v1/tasks/{id}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    """Withdraw a live task in any state (a duplicate, a spam message); its agent's capacity comes back."""
+    body = await _body(request, ReasonBody)
+    return await _task_op(request, lambda r, tid: r.cancel(tid, body.reason))
+
+
+@routes.get("/v1/tasks")
+async def list_tasks(request: web.Request) -> web.Response:
+    """Live tasks in waiting-line order (priority, then time waited), optionally of one queue or
+    state: what a supervisor watches, and how a restart is seen to keep the order."""
+    service = request.app[keys.ROUTER]
+    router = service.router
+    if router is None:
+        return web.json_response({"tasks": [], "active": False})
+    queue, state = request.query.get("queue"), request.query.get("state")
+    if state is not None and state not in {s.value for s in TaskState}:
+        return error_response(422, "validation_failed", f"unknown state {state!r}",
+                              [{"field": "state", "message": f"one of {', '.join(TaskState)}"}])
+    live = sorted((t for t in router.tasks() if (queue is None or t.queue == queue)
+                   and (state is None or t.state == state)), key=Task.order)
+    return web.json_response({"active": True, "tasks": [task_view(t) for t in live]})
 
 
 @routes.get("/v1/queues")

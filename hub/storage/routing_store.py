@@ -105,6 +105,25 @@ def load_state(conn: Connection) -> tuple[list[Queue], list[dict[str, Any]], lis
     return qs, ags, live
 
 
+def load_window(conn: Connection, since: datetime) -> dict[str, tuple[list[tuple[float, float]], list[float]]]:
+    """Per queue, answers (answered at, waited s) and abandons (at) since `since`, to seed the
+    queue statistics after a restart: as far as the tasks table allows. A task is counted in the
+    queue it is in now, and one transferred after it was answered restarted its wait (enqueued_at),
+    so its first wait is unknown and it is left out."""
+    out: dict[str, tuple[list[tuple[float, float]], list[float]]] = {}
+    rows = conn.execute(select(tasks.c.queue, tasks.c.state, tasks.c.enqueued_at, tasks.c.answered_at,
+                               tasks.c.ended_at)
+                        .where((tasks.c.answered_at >= since)
+                               | ((tasks.c.state == TaskState.ABANDONED.value) & (tasks.c.ended_at >= since))))
+    for queue, state, enqueued, answered, ended in rows:
+        answers, abandons = out.setdefault(queue, ([], []))
+        if answered is not None and answered >= since and enqueued <= answered:
+            answers.append((answered.timestamp(), (answered - enqueued).total_seconds()))
+        if state == TaskState.ABANDONED.value and ended is not None:
+            abandons.append(ended.timestamp())
+    return out
+
+
 def fetch_new(conn: Connection, limit: int = 500) -> list[Task]:
     rows = conn.execute(select(tasks).where(tasks.c.state == NEW).order_by(tasks.c.enqueued_at).limit(limit))
     return [task_from_row(r) for r in rows.mappings()]

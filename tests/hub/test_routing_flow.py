@@ -3,6 +3,7 @@ websocket, every transition lands in the tasks table and the outbox (SQLite and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -238,3 +239,79 @@ async def test_presence_is_validated_and_unknown_agents_are_404(aiohttp_client, 
     async with client.ws_connect("/v1/agents/ws?agent_id=nobody") as ws:
         frame = await ws.receive_json(timeout=5)
         assert frame["type"] == "error" and frame["status"] == 404
+
+
+async def test_abandon_and_cancel_end_a_task_and_free_its_agent(aiohttp_client, make_settings):
+    client = await start(aiohttp_client, make_settings)
+    gone = await routed(client, phone="010-6000-0001")
+    await eventually(lambda: _state_is(client, gone, "waiting"))
+    # The caller hung up while waiting.
+    resp = await client.post(f"/v1/tasks/{gone}/abandon", json={})
+    assert resp.status == 200 and (await resp.json())["state"] == "abandoned"
+    assert (await task_row(client, gone)).state == "abandoned"
+    assert [e["data"]["id"] for e in await events_of(client, "task.abandoned")] == [gone]
+    resp = await client.post(f"/v1/tasks/{gone}/abandon")
+    assert resp.status == 409 and (await resp.json())["state"] == "abandoned"
+
+    await presence(client, "alice")
+    talking = await routed(client, phone="010-6000-0002")
+    await eventually(lambda: _state_is(client, talking, "offered"))
+    assert (await client.post(f"/v1/tasks/{talking}/accept", json={"agent_id": "alice"})).status == 200
+    # Once answered, the customer leaving ends the conversation (wrap-up), not the wait.
+    resp = await client.post(f"/v1/tasks/{talking}/abandon", json={})
+    assert resp.status == 409 and (await resp.json())["state"] == "assigned"
+    resp = await client.post(f"/v1/tasks/{talking}/cancel", json={"reason": "duplicate"})
+    assert resp.status == 200 and (await resp.json())["state"] == "cancelled"
+    agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["agents"]}
+    assert (agents["alice"]["used"], agents["alice"]["tasks"]) == (0, {})
+    cancelled = await events_of(client, "task.cancelled")
+    assert [e["data"]["event"]["details"]["reason"] for e in cancelled] == ["duplicate"]
+    stats = await queue_stats(client, "support")
+    assert (stats["answered"], stats["abandoned"], stats["abandon_rate"]) == (1, 1, 0.5)
+    resp = await client.post("/v1/tasks/0190a000-0000-7000-8000-000000000000/cancel", json={})
+    assert resp.status == 404
+    resp = await client.post(f"/v1/tasks/{talking}/cancel", json={"bogus": 1})
+    assert resp.status == 422
+
+
+async def test_task_listing_is_in_line_order_and_filters(aiohttp_client, make_settings):
+    client = await start(aiohttp_client, make_settings)
+    low = await routed(client, phone="010-6100-0001")
+    high = await routed(client, phone="010-6100-0002", priority="3")
+    # The router picks committed tasks up asynchronously: wait until it has both in line.
+    await eventually(lambda: _state_is(client, low, "waiting"))
+    await eventually(lambda: _state_is(client, high, "waiting"))
+    body = await (await client.get("/v1/tasks?queue=support&state=waiting")).json()
+    assert [t["id"] for t in body["tasks"]] == [high, low]
+    assert (await (await client.get("/v1/tasks?queue=sales")).json())["tasks"] == []
+    assert (await client.get("/v1/tasks?state=bogus")).status == 422
+
+
+async def test_agent_goes_offline_when_its_last_console_closes(aiohttp_client, make_settings):
+    client = await start(aiohttp_client, make_settings, offline_grace_s=0.3)
+    await presence(client, "alice")
+
+    async def alice() -> str:
+        agents = (await (await client.get("/v1/agents")).json())["agents"]
+        return next(a["presence"] for a in agents if a["id"] == "alice")
+
+    # A reload: the console reconnects within the grace, and alice stays available.
+    async with client.ws_connect("/v1/agents/ws?agent_id=alice") as ws:
+        await receive(ws, "hello")
+    async with client.ws_connect("/v1/agents/ws?agent_id=alice") as first:
+        await receive(first, "hello")
+        async with client.ws_connect("/v1/agents/ws?agent_id=alice") as second:
+            await receive(second, "hello")
+            task_id = await routed(client)
+            assert (await receive(second, "offer"))["task_id"] == task_id
+        await asyncio.sleep(0.6)  # one of two consoles closed: still available
+        assert await alice() == "available"
+    # The last console closed and none came back: offline, and her pending offer returns to the line.
+    await eventually(lambda: _is(alice, "offline"), timeout=5)
+    await eventually(lambda: _state_is(client, task_id, "waiting"), timeout=5)
+    reasons = [e["data"]["details"].get("reason") for e in await events_of(client, "agent.presence_changed")]
+    assert reasons[-1] == "disconnected"
+
+
+async def _is(probe, value) -> bool:
+    return await probe() == value

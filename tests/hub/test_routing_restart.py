@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import eventually
 from .test_routing_flow import presence, queue_stats, receive, routed, start, task_row
 
@@ -57,3 +59,27 @@ async def test_a_pending_offer_is_void_after_a_restart_and_offered_again(aiohttp
 
 async def _all_waiting(client, *task_ids: str) -> bool:
     return all([(await task_row(client, t)).state == "waiting" for t in task_ids])
+
+
+async def test_queue_statistics_are_rebuilt_from_the_tasks_table(aiohttp_client, make_settings):
+    first = await start(aiohttp_client, make_settings)
+    await presence(first, "alice")
+    answered = await routed(first, phone="010-5100-0001")
+    await eventually(lambda: _in_state(first, answered, "offered"))
+    assert (await first.post(f"/v1/tasks/{answered}/accept", json={"agent_id": "alice"})).status == 200
+    left = await routed(first, phone="010-5100-0002")  # alice takes one SMS at a time: it waits
+    await eventually(lambda: _in_state(first, left, "waiting"))
+    assert (await first.post(f"/v1/tasks/{left}/abandon")).status == 200
+    before = await queue_stats(first, "support")
+    await first.close()
+
+    second = await start(aiohttp_client, make_settings)
+    after = await queue_stats(second, "support")
+    fields = ("answered", "answered_within_sla", "abandoned", "service_level", "abandon_rate")
+    assert {k: after[k] for k in fields} == {k: before[k] for k in fields}
+    assert (after["answered"], after["abandoned"], after["abandon_rate"]) == (1, 1, 0.5)
+    assert after["asa_s"] == pytest.approx(before["asa_s"], abs=0.01)
+
+
+async def _in_state(client, task_id: str, state: str) -> bool:
+    return (await task_row(client, task_id)).state == state

@@ -16,6 +16,18 @@ def test_new_task_goes_to_an_available_eligible_agent(router: Router) -> None:
     assert (t.state, t.agent_id) == (TaskState.OFFERED, "senior")
 
 
+def test_eligibility_needs_every_required_skill_at_or_above_its_level(router: Router) -> None:
+    router.add_queue(Queue(name="ko-billing", required_skills={"ko": 2, "billing": 1}))
+    # Equally idle, so the id breaks the tie: a and b would win if they were eligible.
+    router.login("a", skills={"ko": 1, "billing": 5})  # ko below the level
+    router.login("b", skills={"ko": 5})  # billing missing
+    router.login("c", skills={"ko": 2, "billing": 1})  # exactly the levels
+    t = router.submit(task("ko-billing"))
+    assert (t.state, t.agent_id) == (TaskState.OFFERED, "c")
+    second = router.submit(task("ko-billing"))
+    assert second.state is TaskState.WAITING  # c's call fills it; a and b still do not qualify
+
+
 def test_task_waits_when_nobody_qualifies(router: Router) -> None:
     router.add_queue(Queue(name="korean", required_skills={"ko": 1}))
     router.login("a", skills={"en": 5})

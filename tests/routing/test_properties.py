@@ -1,8 +1,11 @@
 """Random sequences of operations never break the router's invariants (hypothesis).
 
 After every step: no agent over capacity, every live task in exactly one place and one state, the
-matching invariant (no waiting task beside an agent who could take it), counts consistent. At the
-end: no task lost (each submitted task is live or ended exactly once) and events agree with state.
+matching invariant (no waiting task beside an agent who could take it), counts consistent. Every offer
+goes to an agent with the skills the task needs at that moment (checked inside the decision: the
+task's requirements may widen or its queue change later), unless the agent is the one the task names
+(relationship owner, last agent, transfer by name), which is the documented reason to skip skills. At
+the end: no task lost (each submitted task is live or ended exactly once) and events agree with state.
 """
 
 from __future__ import annotations
@@ -65,12 +68,27 @@ def _router(clock: VirtualClock) -> Router:
     return r
 
 
+def _watch_offers(router: Router) -> list[str]:
+    """Wrap the router's one offering path and record each offer that breaks the skills rule."""
+    problems: list[str] = []
+    offer = router._offer
+
+    def checked(task: Task, agent, now: float) -> None:
+        required = task.requirements(router._queues[task.queue])
+        if not agent.qualifies(required) and agent.id != task.preferred_agent:
+            problems.append(f"{task.id} needs {required}, offered to {agent.id} with {agent.skills}")
+        offer(task, agent, now)
+
+    router._offer = checked  # type: ignore[method-assign]
+    return problems
+
+
 def _pick(router: Router, k: int, *states: TaskState) -> Task | None:
     live = [t for t in router.tasks() if t.state in states]
     return live[k % len(live)] if live else None
 
 
-def _apply(router: Router, clock: VirtualClock, op: tuple, n: int) -> None:  # noqa: C901
+def _apply(router: Router, clock: VirtualClock, op: tuple, n: int) -> None:
     match op:
         case ("login", agent, skills):
             router.login(agent, skills=skills)
@@ -119,6 +137,7 @@ def _apply(router: Router, clock: VirtualClock, op: tuple, n: int) -> None:  # n
 def test_random_operations_keep_the_invariants(team: list[dict[str, int]], steps: list[tuple]) -> None:
     clock = VirtualClock()
     router = _router(clock)
+    unskilled = _watch_offers(router)
     for agent, skills in zip(AGENTS, team, strict=False):
         router.login(agent, skills=skills)
     submitted: set[str] = set()
@@ -128,6 +147,7 @@ def test_random_operations_keep_the_invariants(team: list[dict[str, int]], steps
         if op[0] == "submit":
             submitted.add(f"t{n}")
         assert check_invariants(router) == [], op
+        assert unskilled == [], op
         events += [e for e in router.drain_events() if isinstance(e, TaskEvent)]
 
     live = {t.id: t for t in router.tasks()}

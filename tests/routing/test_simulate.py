@@ -8,18 +8,24 @@ import pytest
 from routing.cli import add_commands, parse_seconds
 from routing.simulate import simulate
 
+# (agents, arrivals per hour, hours) with a 180 s AHT: occupancy 72.5 %, 76.3 % and 80 %, about
+# 90,000 calls each. Few agents on purpose: at a given occupancy the run length ASA needs shrinks as
+# the chance of waiting grows, and these settings wait often (P(wait) 0.45-0.60). Measured over seeds
+# 1-4 at 100,000 calls, the ASA ratio to Erlang C had a spread (sd) of 2-3.5 % and the service level
+# was within 1.6 points, so 10 % and 3 points are about three standard deviations: a router that
+# loses time or serves out of order fails, a sound one does not flake. ~6 s each at ~15k calls/s.
+ERLANG_SETTINGS = [(2, 29, 3100), (4, 61, 1500), (8, 128, 700)]
 
-def test_simulated_router_meets_erlang_c_on_a_long_seeded_run() -> None:
-    # 10 erlangs on 12 agents for 200 hours (~40,000 calls) through the real router, Poisson
-    # arrivals, exponential handling. Erlang C: P(wait) 0.449, SL(20 s) 64.0 %, ASA 40.4 s,
-    # occupancy 83.3 %. At 83 % occupancy waits are strongly correlated, so ASA converges slowly:
-    # seeds 1-8 over 100 h ranged 29-50 s around a mean of 41 s; hence the wider ASA tolerance.
-    r = simulate(agents=12, arrivals_per_hour=200, aht_s=180, sla_s=20, hours=200, seed=1)
+
+@pytest.mark.parametrize(("agents", "arrivals_per_hour", "hours"), ERLANG_SETTINGS)
+def test_simulated_router_meets_erlang_c(agents: int, arrivals_per_hour: float, hours: float) -> None:
+    r = simulate(agents=agents, arrivals_per_hour=arrivals_per_hour, aht_s=180, sla_s=20, hours=hours, seed=1)
     e, s = r.erlang_c, r.simulated
-    assert r.calls > 39_000
-    assert s.p_wait == pytest.approx(e.p_wait, abs=0.03)
+    assert 0.70 <= e.occupancy <= 0.90
+    assert r.calls > 85_000
+    assert s.asa_s == pytest.approx(e.asa_s, rel=0.10)
     assert s.service_level == pytest.approx(e.service_level, abs=0.03)
-    assert s.asa_s == pytest.approx(e.asa_s, rel=0.25)
+    assert s.p_wait == pytest.approx(e.p_wait, abs=0.03)
     assert s.occupancy == pytest.approx(e.occupancy, abs=0.015)
 
 
