@@ -4,7 +4,9 @@ interaction (DESIGN section 1).
 It runs inside the group-commit writer, so it does no I/O: tags and priority are set on the
 interaction, `publish` becomes an outbox row, and everything else that must be stored (profile
 changes, timers, messages waiting for the outbound module) becomes one write callable executed in
-the interaction's transaction. Every action is also left in `ctx.actions`, where the routing step
+the interaction's transaction. When the interaction created its customer's profile, the
+`profile.created` rules run too, after the interaction's own trigger, through the same machinery.
+Every action is also left in `ctx.actions`, where the routing step
 (after this one) reads `route` and `escalate`.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 from rules import AddTag, Ruleset, SetPriority, StartTimer, evaluate
 from schemas import Direction, EventType
@@ -68,9 +71,19 @@ class RulesStep:
         item = ctx.interaction
         inbound = item.direction is Direction.INBOUND
         trigger = EventType.INTERACTION_RECEIVED if inbound else EventType.INTERACTION_SENT
-        result = evaluate(ruleset, trigger, interaction=item, profile=profile_view(ctx.profile), now=ctx.now)
+        profile = profile_view(ctx.profile) if ctx.profile is not None else _new_profile_view(ctx)
         item.ruleset_version = ruleset.version
-        priority_set = False
+        # The interaction's own trigger decides first, so its route and set_priority win over a
+        # profile.created rule's; the new customer's rules add welcomes, tags and segments after.
+        self._apply(ctx, loaded, trigger, profile)
+        if ctx.profile_created:
+            self._apply(ctx, loaded, EventType.PROFILE_CREATED, profile)
+
+    def _apply(self, ctx: IngestContext, loaded: _Loaded, trigger: str, profile: dict[str, Any] | None) -> None:
+        ruleset, item = loaded.ruleset, ctx.interaction
+        assert ruleset is not None
+        result = evaluate(ruleset, trigger, interaction=item, profile=profile, now=ctx.now)
+        priority_set = any(isinstance(a, SetPriority) for a in ctx.actions)
         for action in result.actions:
             if isinstance(action, AddTag):
                 if action.tag not in item.tags:
@@ -89,3 +102,14 @@ class RulesStep:
         if planned.needs_write():
             key = watch_key(item.conversation_key, pid, item.id)
             ctx.writes.append(functools.partial(write_effects, planned=planned, key=key, profile_id=pid, now=ctx.now))
+
+
+def _new_profile_view(ctx: IngestContext) -> dict[str, Any] | None:
+    """What rules see of a profile this interaction just created (not yet a row to load)."""
+    pid = ctx.interaction.profile_id
+    if pid is None or not ctx.profile_created:
+        return None
+    sender = ctx.interaction.sender
+    name = sender.display_name if sender is not None and ctx.interaction.direction is Direction.INBOUND else None
+    return profile_view({"id": pid, "display_name": name, "attributes": {},
+                         "created_at": ctx.now, "updated_at": ctx.now})

@@ -52,9 +52,26 @@ def compile_condition(cond: Condition) -> Check:
             checks = tuple(compile_condition(i) for i in items)
 
             def all_of(env: Any, fails: list[tuple[Any, Any]]) -> bool:
-                return all(c(env, fails) for c in checks)
+                for c in checks:
+                    if not c(env, fails):
+                        return False
+                return True
 
             return all_of
+        case AnyOf(items=items) if all(isinstance(i, Predicate) for i in items):
+            alternatives = tuple((p.get, p.test, p) for p in items)  # type: ignore[union-attr]
+
+            def any_predicate(env: Any, fails: list[tuple[Any, Any]]) -> bool:
+                misses = []
+                for get, test, pred in alternatives:
+                    actual = get(env)
+                    if test(actual, env):
+                        return True
+                    misses.append((pred, actual))
+                fails.extend(misses)
+                return False
+
+            return any_predicate
         case AnyOf(items=items):
             checks = tuple(compile_condition(i) for i in items)
 

@@ -210,16 +210,16 @@ def evaluate(
     env = Env(interaction, profile, task, now, ruleset.tz)
     channel = interaction.channel if interaction is not None else None
     result = Evaluation(trigger, ruleset.version)
-    actions, trace = result.actions, result.trace
+    actions, record = result.actions, result.trace.append
     for compiled in ruleset.candidates(trigger, channel):
         fails: list[tuple[Any, Any]] = []
         if compiled.check(env, fails):
-            trace.append(RuleTrace(compiled, True, fails))
+            record(RuleTrace(compiled, True, fails))
             actions.extend(compiled.actions)
             env.note(compiled)
             if compiled.stops:
                 result.stopped_by = compiled.rule.name
                 break
         else:
-            trace.append(RuleTrace(compiled, False, fails))
+            record(RuleTrace(compiled, False, fails))
     return result

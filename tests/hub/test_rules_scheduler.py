@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, select, update
 
 from hub import keys
+from hub import scheduler as scheduler_module
 from hub.app import create_app
+from hub.ids import new_id
+from hub.scheduler import Scheduler
+from hub.storage.engine import create_engine
+from hub.storage.migrate import upgrade
 from hub.storage.models import outbox, profiles
 from hub.storage.rules_models import schedule_runs, scheduled_actions, timers
+from rules import loads_ruleset
 from tests.hub import payloads
 
 RULES = """\
@@ -168,3 +175,67 @@ async def test_birthday_schedule_runs_once_per_profile_per_day(start_hub):
                          scheduled_actions.c.kind == "send_message")
     assert json.loads(row["payload"])["template"] == "birthday"
     assert row["due_at"] == SEOUL_8AM + timedelta(days=1, hours=1)  # the 09:00 Seoul run, not the tick
+
+
+BIRTHDAY_ONLY = """\
+timezone: Asia/Seoul
+rules:
+  - name: birthday-greeting
+    on: {schedule: "daily 09:00"}
+    when: {field: profile.birthday, op: is_today}
+    then:
+      - send_message: {template: birthday, channel: auto, purpose: marketing}
+"""
+CUSTOMERS = 10_000
+
+
+async def test_ten_thousand_birthdays_get_one_greeting_each_across_a_restart_mid_scan(database_url, monkeypatch):
+    """Issue 5: the scan is stopped after a few pages, a new scheduler resumes on the same database."""
+    ruleset = loads_ruleset(BIRTHDAY_ONLY)
+    clock = FakeClock(SEOUL_8AM + timedelta(hours=1, seconds=5))  # just past 09:00 in Seoul
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(profiles), [
+            {"id": new_id(), "created_at": clock.now, "updated_at": clock.now,
+             "attributes": json.dumps({"birthday": f"{1950 + i % 50}-11-23"})}
+            for i in range(CUSTOMERS)
+        ])
+
+    async def count(eng, *columns):
+        async with eng.connect() as conn:
+            return (await conn.execute(select(*columns))).one()
+
+    # Stop the first scheduler as soon as its third page has been recorded: its task is cancelled
+    # wherever it is then (committing page 3 or reading page 4), as a stopped hub would be.
+    pages, third_page = 0, asyncio.Event()
+    record_runs = scheduler_module._record_runs
+
+    def counting(*args, **kwargs):
+        nonlocal pages
+        pages += 1
+        if pages == 3:
+            third_page.set()
+        return record_runs(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module, "_record_runs", counting)
+    first = Scheduler(engine, lambda: ruleset, clock=clock, poll_interval_s=0.01, batch=500)
+    await first.start()
+    await asyncio.wait_for(third_page.wait(), timeout=30)
+    await first.stop()
+    await engine.dispose()
+    engine = create_engine(database_url)  # a new process on the same database
+    (done,) = await count(engine, func.count(schedule_runs.c.id))
+    assert 0 < done < CUSTOMERS, done  # stopped mid-scan
+
+    second = Scheduler(engine, lambda: ruleset, clock=clock, batch=500)
+    report = await second.tick()
+    assert report.schedule_runs == CUSTOMERS - done
+    assert (await second.tick()).schedule_runs == 0  # and nothing more on the next tick
+    sends, greeted = await count(
+        engine, func.count(scheduled_actions.c.id), func.count(scheduled_actions.c.profile_id.distinct()))
+    runs, run_profiles = await count(
+        engine, func.count(schedule_runs.c.id), func.count(schedule_runs.c.profile_id.distinct()))
+    await engine.dispose()
+    assert (sends, greeted) == (CUSTOMERS, CUSTOMERS)  # exactly one greeting per profile
+    assert (runs, run_profiles) == (CUSTOMERS, CUSTOMERS)
