@@ -12,9 +12,11 @@ from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 from . import keys
 from .api import interactions as interactions_api
 from .api import meta as meta_api
+from .api import profiles as profiles_api
 from .api import routing as routing_api
 from .api import rules as rules_api
 from .api.errors import json_errors
+from .identity import ProfilePolicy
 from .metrics import Metrics
 from .outbox import OutboxRelay
 from .pipeline import Pipeline
@@ -45,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(interactions_api.routes)
     app.add_routes(routing_api.routes)  # routing (issue 6)
     app.add_routes(rules_api.routes)  # rules (issue 5)
+    app.add_routes(profiles_api.routes)  # profiles (issue 3)
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -80,6 +83,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
         # The ingest steps, in order. Rules first: later steps read ctx.actions (route, escalate).
         steps=[app[keys.RULES]],
         batch_max=app[keys.SETTINGS].ingest_batch_max,
+        policy=ProfilePolicy(app[keys.SETTINGS].merge_policy, app[keys.SETTINGS].value_score),
         on_commit=[app[keys.RELAY].notify],
     )
     app[keys.PIPELINE] = pipeline

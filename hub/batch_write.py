@@ -7,6 +7,7 @@ an attempt that was rolled back.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from schemas import Direction, EventType, Interaction
+from schemas import Channel, Direction, EventType, IdentifierType, Interaction, normalize_identifier
 
 from .events import event_row
-from .identity import IdentityPlan
+from .identity import DEFAULT_POLICY, IdentityPlan, ProfilePolicy
 from .storage import ingest_store as store
 from .storage.models import identifiers, interactions, outbox, profiles
 
@@ -55,7 +56,7 @@ IngestStep = Callable[[IngestContext], None]
 
 
 def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[IngestStep],
-                now: datetime) -> list[IngestResult]:
+                now: datetime, policy: ProfilePolicy = DEFAULT_POLICY) -> list[IngestResult]:
     refs = [_ref(item) for item in batch]
     stored = store.find_interactions_by_ref(conn, refs)
     results: list[IngestResult | None] = [None] * len(batch)
@@ -70,8 +71,11 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
             fresh.append(i)
 
     keys_of = {i: _keys(batch[i]) for i in fresh}
-    plan = IdentityPlan(known=store.find_identifiers(conn, list({k for ks in keys_of.values() for k in ks})), now=now)
-    assigned = [plan.resolve(keys_of[i], _display_name(batch[i])) for i in fresh]
+    plan = IdentityPlan(
+        known=store.find_identifiers(conn, list({k for ks in keys_of.values() for k in ks})), now=now, policy=policy,
+        load_exclusive=lambda ids: store.find_exclusive(conn, ids, policy.exclusive_types),
+    )
+    assigned = [plan.resolve(keys_of[i], _display_name(batch[i]), batch[i].id) for i in fresh]
     profile_ids = [plan.final(pid) if pid else None for pid in assigned]
     existing = {pid for pid in profile_ids if pid and not plan.is_new(pid)}
     loaded = store.load_profiles(conn, list(existing)) if existing and steps else {}
@@ -87,6 +91,7 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
     ]
     interaction_rows: list[dict[str, Any]] = []
     writes: list[Write] = []
+    purchases: dict[uuid.UUID, tuple[int, float, datetime]] = {}
     for i, pid in zip(fresh, profile_ids, strict=True):
         # A copy per attempt: a retried batch must not see the steps' changes twice.
         original = batch[i]
@@ -101,6 +106,9 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
                                 now=now, data_json=document, channel=item.channel, subject=pid))
         events.extend(ctx.events)
         writes.extend(ctx.writes)
+        if item.transaction is not None and pid is not None and received and item.channel == Channel.POS:
+            count, spent, latest = purchases.get(pid, (0, 0.0, item.occurred_at))
+            purchases[pid] = (count + 1, spent + float(item.transaction.total), max(latest, item.occurred_at))
         results[i] = IngestResult(item.id, pid, created=True)  # type: ignore[arg-type]
 
     store.insert_rows(conn, profiles, profile_rows)
@@ -115,6 +123,20 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
         for (t, v), pid in plan.new_identifiers.items()
     ])
     store.insert_rows(conn, interactions, interaction_rows)
+    store.insert_suggestions(conn, [
+        {"id": uuid.uuid4(), "profile_id": plan.final(s.profile_id), "other_id": plan.final(s.other_id),
+         "reason": s.reason, "identifiers": json.dumps(s.identifiers), "interaction_id": s.interaction_id,
+         "state": "open", "created_at": now}
+        for s in plan.suggestions if plan.final(s.profile_id) != plan.final(s.other_id)
+    ])
+    if purchases:
+        # Per batch: one read and one executemany for every profile that bought something.
+        changed = store.add_purchases(conn, purchases, now, policy.value_score, policy.tier_for)
+        events.extend(
+            event_row(EventType.PROFILE_UPDATED, now=now, subject=pid,
+                      data={"profile_id": str(pid), "changed": fields, "source": "pos"})
+            for pid, fields in changed.items()
+        )
     store.insert_rows(conn, outbox, events)
     for write in writes:
         write(conn)
@@ -133,7 +155,17 @@ def _ref(item: Interaction) -> store.RefKey:
 
 
 def _keys(item: Interaction) -> list[store.IdentKey]:
-    return [ident.key for ident in item.identifiers()]
+    keys = [ident.key for ident in item.identifiers()]
+    # A receipt's loyalty id names the buyer even when the POS sent no sender identifiers.
+    if item.transaction is not None and item.transaction.loyalty_id and item.direction is Direction.INBOUND:
+        try:
+            key = (IdentifierType.LOYALTY_ID.value,
+                   normalize_identifier(IdentifierType.LOYALTY_ID, item.transaction.loyalty_id))
+        except ValueError:
+            return keys
+        if key not in keys:
+            keys.append(key)
+    return keys
 
 
 def _display_name(item: Interaction) -> str | None:

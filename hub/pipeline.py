@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from schemas import Interaction, OmnihubError
 
 from .batch_write import IngestContext, IngestResult, IngestStep, write_batch
+from .identity import DEFAULT_POLICY, ProfilePolicy
 from .ids import new_id
 from .storage.engine import create_sync_sqlite_engine, is_sqlite, writer
 
@@ -96,9 +97,11 @@ class Pipeline:
         batch_max: int = 256,
         on_commit: Sequence[Callable[[], None]] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        policy: ProfilePolicy = DEFAULT_POLICY,
     ) -> None:
         self._engine = engine
         self.steps = list(steps)
+        self.policy = policy
         self._batch_max = batch_max
         # Told after every commit (the outbox relay, the router): wake up now rather than poll.
         self.on_commit = list(on_commit)
@@ -157,7 +160,8 @@ class Pipeline:
     async def _commit(self, batch: list[_Pending]) -> None:
         assert self._unit is not None
         items = [p.interaction for p in batch]
-        work = functools.partial(write_batch, batch=items, steps=tuple(self.steps), now=self._clock())
+        work = functools.partial(write_batch, batch=items, steps=tuple(self.steps), now=self._clock(),
+                                 policy=self.policy)
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 results = await self._unit.run(_call, work)

@@ -44,21 +44,27 @@ def attributed(evaluation: Evaluation) -> list[Attributed]:
     return [(t.name, a) for t in evaluation.trace if t.matched for a in t.compiled.actions]
 
 
-def profile_view(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What rules see as `profile`: the stored row with its attributes lifted to the top level.
+# Profile columns rules read as `profile.<name>` and set_profile may write; anything else set by a
+# rule is a custom attribute (`attributes.<key>`).
+PROFILE_COLUMNS = ("display_name", "given_name", "family_name", "locale", "timezone", "birthday", "owner", "tier")
+_READ_ONLY = ("segments", "consents", "preferred_channels", "last_purchase_at", "frequency", "monetary",
+              "value_score", "created_at", "updated_at")
 
-    Until the profile issue adds real columns, tier, birthday, timezone and segments live in
-    `attributes`; lifting them lets rules say `profile.tier` and `in_segment` today and keep
-    working when the columns arrive. `profile.attributes.<key>` reaches the same values.
+
+def profile_view(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What rules see as `profile`: the profile's columns, over its custom attributes.
+
+    Custom attributes are also lifted to the top level (`profile.vip_since`) and stay reachable as
+    `profile.attributes.<key>`; a column of the same name wins.
     """
     if row is None:
         return None
     attrs = row.get("attributes") or {}
-    view = {**attrs, "attributes": attrs, SEGMENTS: attrs.get(SEGMENTS, [])}
-    view["id"] = str(row["id"])
-    for key in ("display_name", "created_at", "updated_at"):
-        if row.get(key) is not None:
+    view = {**attrs, "attributes": attrs, SEGMENTS: list(row.get(SEGMENTS) or [])}
+    for key in (*PROFILE_COLUMNS, *_READ_ONLY):
+        if row.get(key) is not None and key != SEGMENTS:
             view[key] = row[key]
+    view["id"] = str(row["id"])
     return view
 
 
@@ -170,43 +176,52 @@ def apply_profile_changes(conn: Connection, profile_id: uuid.UUID,
     Done at write time, not from the step's snapshot: two interactions of one customer in the same
     group commit must both see each other's changes.
     """
+    c = profiles.c
     row = conn.execute(
-        select(profiles.c.display_name, profiles.c.attributes).where(profiles.c.id == profile_id)
-    ).first()
+        select(*(c[name] for name in PROFILE_COLUMNS), c.segments, c.attributes).where(c.id == profile_id)
+    ).mappings().first()
     if row is None:
         return {}
-    attrs = json.loads(row.attributes or "{}")
-    display_name = row.display_name
+    attrs = json.loads(row["attributes"] or "{}")
+    segments = list(json.loads(row["segments"] or "[]"))
+    columns: dict[str, Any] = {}
     changed: dict[str, Any] = {}
     for _rule, action in changes:
         if isinstance(action, AddSegment):
-            segments = list(attrs.get(SEGMENTS) or [])
             if action.segment not in segments:
-                attrs[SEGMENTS] = [*segments, action.segment]
-                changed[SEGMENTS] = attrs[SEGMENTS]
+                segments.append(action.segment)
+                columns[SEGMENTS] = json.dumps(segments, ensure_ascii=False)
+                changed[SEGMENTS] = list(segments)
             continue
-        value = _plain(action.value)
-        if action.field == "display_name":
-            if value != display_name:
-                display_name = changed["display_name"] = value
+        if action.field in PROFILE_COLUMNS:
+            value = _column_value(action.field, action.value)
+            if columns.get(action.field, row[action.field]) != value:
+                columns[action.field] = value
+                changed[action.field] = _plain(value)
             continue
-        name = action.field.removeprefix("attributes.")
+        name, value = action.field.removeprefix("attributes."), _plain(action.value)
         if attrs.get(name) != value:
             attrs[name] = changed[name] = value
+            columns["attributes"] = json.dumps(attrs, ensure_ascii=False)
     if not changed:
         return {}
-    conn.execute(
-        update(profiles).where(profiles.c.id == profile_id).values(
-            attributes=json.dumps(attrs, ensure_ascii=False), display_name=display_name,
-            updated_at=now, version=profiles.c.version + 1,
-        )
-    )
+    conn.execute(update(profiles).where(c.id == profile_id).values(
+        **columns, updated_at=now, version=c.version + 1,
+    ))
     rules = sorted({rule for rule, _ in changes})
     insert_rows(conn, outbox, [event_row(
         EventType.PROFILE_UPDATED, now=now, subject=profile_id,
         data={"profile_id": str(profile_id), "changed": changed, "source": "rules", "rules": rules},
     )])
     return changed
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if name == "birthday" and isinstance(value, str):
+        return date.fromisoformat(value)
+    if name == "birthday" or value is None:
+        return value
+    return str(value)
 
 
 def _plain(value: Any) -> Any:

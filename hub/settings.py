@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from routing import Capacity, Queue, RouterConfig
-from schemas import OmnihubError
+from schemas import IdentifierType, OmnihubError
 
 ENV_PREFIX = "OMNIHUB_"
 
@@ -65,6 +65,35 @@ class RoutingSettings(BaseModel):
         return self
 
 
+# --- profiles (issue 3) ---
+class MergePolicySettings(BaseModel):
+    """Which shared identifiers merge two profiles on their own, and which conflicts forbid it.
+
+    A merge the policy refuses becomes a merge suggestion (`GET /v1/profiles/merge-suggestions`)
+    and the interaction attaches to the older profile.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Identifier types that may trigger an automatic merge (on both profiles' side).
+    auto_merge_types: frozenset[IdentifierType] = frozenset(IdentifierType)
+    # Two profiles holding different values of one of these types are two customers (two loyalty
+    # cards, two CRM records), whatever else they share.
+    exclusive_types: frozenset[IdentifierType] = frozenset({IdentifierType.LOYALTY_ID, IdentifierType.EXTERNAL})
+
+
+class ValueScoreSettings(BaseModel):
+    """The value score (0-100) from RFM, and the tiers it grants."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    recency_horizon_days: float = Field(365.0, gt=0)  # a purchase this old adds nothing
+    frequency_cap: float = Field(20.0, gt=0)  # this many purchases score full marks
+    monetary_cap: float = Field(1_000_000.0, gt=0)  # this much spent scores full marks
+    weights: tuple[float, float, float] = (0.2, 0.3, 0.5)  # recency, frequency, monetary
+    # Tier name -> lowest value score that earns it, e.g. {vip: 80}; the highest reached wins.
+    # A tier set by hand to a name not listed here is left alone.
+    tiers: dict[str, float] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -91,6 +120,8 @@ class Settings(BaseSettings):
     relay_backoff_max_s: float = Field(30.0, gt=0)
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    merge_policy: MergePolicySettings = Field(default_factory=MergePolicySettings)  # profiles (issue 3)
+    value_score: ValueScoreSettings = Field(default_factory=ValueScoreSettings)  # profiles (issue 3)
 
     @field_validator("default_region")
     @classmethod

@@ -13,12 +13,12 @@ import operator
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, insert, select, update
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select, update
 
-from .models import identifiers, interactions, profile_merges, profiles
+from .models import identifiers, interactions, merge_suggestions, profile_merges, profiles
 
 RefKey = tuple[str, str, str]  # (channel, provider, provider_ref)
 IdentKey = tuple[str, str]  # (type, value)
@@ -65,14 +65,87 @@ def find_identifiers(conn: Connection, keys: Sequence[IdentKey]) -> dict[IdentKe
     return found
 
 
+# Profile columns stored as JSON text, decoded whenever a row is read.
+JSON_FIELDS = ("attributes", "segments", "consents", "preferred_channels")
+# The fields a merge combines and an unmerge restores (everything but ids, stamps and version).
+FIELDS = ("display_name", "given_name", "family_name", "locale", "timezone", "birthday", "owner", "tier",
+          *JSON_FIELDS, "last_purchase_at", "frequency", "monetary", "value_score")
+
+
+def decode_profile(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    for name in JSON_FIELDS:
+        if name in data:
+            data[name] = json.loads(data[name] or ("[]" if name in ("segments", "preferred_channels") else "{}"))
+    return data
+
+
 def load_profiles(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Profile rows by id, JSON fields decoded: `owner`, `tier`, `segments`... under their own names."""
     found: dict[uuid.UUID, dict[str, Any]] = {}
     for chunk in _chunks(list(ids)):
         for row in conn.execute(select(profiles).where(profiles.c.id.in_(chunk))).mappings():
-            data = dict(row)
-            data["attributes"] = json.loads(data["attributes"])
+            data = decode_profile(row)
             found[data["id"]] = data
     return found
+
+
+def find_exclusive(conn: Connection, ids: list[uuid.UUID], types: Iterable[str]) -> dict[uuid.UUID, set[IdentKey]]:
+    """The identifiers of `types` (loyalty ids, external ids) these profiles hold."""
+    found: dict[uuid.UUID, set[IdentKey]] = defaultdict(set)
+    cols = identifiers.c
+    rows = conn.execute(select(cols.type, cols.value, cols.profile_id)
+                        .where(cols.profile_id.in_(ids), cols.type.in_(list(types))))
+    for kind, value, pid in rows:
+        found[pid].add((kind, value))
+    return found
+
+
+def insert_suggestions(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Store merge suggestions, skipping pairs that already have an open one."""
+    if not rows:
+        return
+    ids = list({r["profile_id"] for r in rows} | {r["other_id"] for r in rows})
+    c = merge_suggestions.c
+    open_pairs = {frozenset(p) for p in conn.execute(
+        select(c.profile_id, c.other_id).where(c.state == "open", c.profile_id.in_(ids), c.other_id.in_(ids)))}
+    insert_rows(conn, merge_suggestions, [r for r in rows if frozenset((r["profile_id"], r["other_id"])) not in open_pairs])
+
+
+def add_purchases(conn: Connection, totals: dict[uuid.UUID, tuple[int, float, datetime]], now: datetime,
+                  score: Callable[[datetime | None, int, float, datetime], float],
+                  tier: Callable[[float, str | None], str | None]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Add a batch's POS purchases (count, sum, latest) to the profiles' RFM; one read, one write.
+
+    Returns what changed per profile, for the `profile.updated` events.
+    """
+    c = profiles.c
+    changes: dict[uuid.UUID, dict[str, Any]] = {}
+    params = []
+    rows = conn.execute(select(c.id, c.last_purchase_at, c.frequency, c.monetary, c.tier)
+                        .where(c.id.in_(list(totals))))
+    for pid, last, frequency, monetary, current_tier in rows:
+        count, spent, latest = totals[pid]
+        last = latest if last is None or latest > last else last
+        frequency, monetary = frequency + count, monetary + spent
+        value = score(last, frequency, monetary, now)
+        new_tier = tier(value, current_tier)
+        changed = {"last_purchase_at": last.isoformat(), "frequency": frequency, "monetary": monetary,
+                   "value_score": value}
+        if new_tier != current_tier:
+            changed["tier"] = new_tier
+        changes[pid] = changed
+        params.append({"pid": pid, "last": last, "frequency": frequency, "monetary": monetary,
+                       "value_score": value, "tier": new_tier, "now": now})
+    if params:
+        conn.execute(
+            update(profiles).where(c.id == bindparam("pid")).values(
+                last_purchase_at=bindparam("last"), frequency=bindparam("frequency"),
+                monetary=bindparam("monetary"), value_score=bindparam("value_score"), tier=bindparam("tier"),
+                updated_at=bindparam("now"), version=c.version + 1),
+            params,
+        )
+    return changes
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -101,7 +174,12 @@ def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect) -> t
         ", ".join("?" for _ in columns),
     )
     getter = operator.itemgetter(*keys)
-    processed = [(i, process) for i, c in enumerate(columns) if (process := c.type.bind_processor(dialect))]
+    # The dialect's implementation of each type: a TypeDecorator's own bind_processor skips the
+    # dialect's formatting, and the stdlib adapter then wrote '10:00:00' where every other statement
+    # binds '10:00:00.000000', so range comparisons on SQLite went wrong at whole seconds.
+    processed = [
+        (i, process) for i, c in enumerate(columns) if (process := c.type.dialect_impl(dialect).bind_processor(dialect))
+    ]
 
     def convert(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
         # A group's rows share timestamps (created_at = the group's now): convert each value once.
@@ -126,23 +204,73 @@ def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect) -> t
 def merge_profiles(conn: Connection, survivor: uuid.UUID, merged: uuid.UUID, *, at: datetime, reason: str) -> dict[str, Any]:
     """Re-point the merged profile's identifiers and interactions to the survivor, with an audit row.
 
-    Returns what moved; the audit row keeps the same so the merge can be undone.
+    The survivor keeps its own field values and takes the merged profile's where it has none
+    (lists and maps are united, purchases added up). The audit row keeps the identifiers and
+    interactions that moved and both profiles' field values, so hub.storage.profiles_repo.unmerge
+    can restore them. Returns what moved, for the `profile.merged` event (field names, no values).
     """
     moved_idents = conn.execute(
         select(identifiers.c.type, identifiers.c.value).where(identifiers.c.profile_id == merged)
         .order_by(identifiers.c.type, identifiers.c.value)
     ).all()
     moved_interactions = [str(i) for (i,) in conn.execute(select(interactions.c.id).where(interactions.c.profile_id == merged))]
+    rows = load_profiles(conn, [survivor, merged])
+    before, after = combine(rows[survivor], rows[merged])
     conn.execute(update(identifiers).where(identifiers.c.profile_id == merged).values(profile_id=survivor))
     conn.execute(update(interactions).where(interactions.c.profile_id == merged).values(profile_id=survivor))
     conn.execute(update(profiles).where(profiles.c.id == merged).values(merged_into=survivor, updated_at=at))
     conn.execute(
-        update(profiles).where(profiles.c.id == survivor).values(updated_at=at, version=profiles.c.version + 1)
+        update(profiles).where(profiles.c.id == survivor)
+        .values(updated_at=at, version=profiles.c.version + 1, **encode_fields(after))
     )
     moved = {"identifiers": [f"{t}:{v}" for t, v in moved_idents], "interactions": moved_interactions}
+    audit = {**moved, "fields": {
+        "survivor_before": to_json(before), "survivor_after": to_json(after),
+        "merged": to_json({k: rows[merged][k] for k in FIELDS}),
+    }}
     conn.execute(
         insert(profile_merges).values(
-            id=uuid.uuid4(), survivor_id=survivor, merged_id=merged, merged_at=at, reason=reason, moved=json.dumps(moved)
+            id=uuid.uuid4(), survivor_id=survivor, merged_id=merged, merged_at=at, reason=reason,
+            moved=json.dumps(audit, ensure_ascii=False),
         )
     )
-    return moved
+    return {**moved, "fields": sorted(after)}
+
+
+def combine(survivor: dict[str, Any], merged: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The survivor's fields that a merge changes: (their values before, their values after)."""
+    after: dict[str, Any] = {}
+    for name in FIELDS:
+        mine, theirs = survivor[name], merged[name]
+        match name:
+            case "segments" | "preferred_channels":
+                value = [*mine, *(x for x in theirs if x not in mine)]
+            case "attributes" | "consents":
+                value = {**theirs, **mine}
+            case "frequency" | "monetary":
+                value = mine + theirs
+            case "last_purchase_at" | "value_score":
+                value = max((v for v in (mine, theirs) if v is not None), default=None)
+            case _:
+                value = theirs if mine is None else mine
+        if value != mine:
+            after[name] = value
+    return {k: survivor[k] for k in after}, after
+
+
+def encode_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values for an UPDATE: JSON fields as text."""
+    return {k: json.dumps(v, ensure_ascii=False) if k in JSON_FIELDS else v for k, v in values.items()}
+
+
+def to_json(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
+
+
+def from_json(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if out.get("birthday") is not None:
+        out["birthday"] = date.fromisoformat(out["birthday"])
+    if out.get("last_purchase_at") is not None:
+        out["last_purchase_at"] = datetime.fromisoformat(out["last_purchase_at"])
+    return out

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -65,7 +67,26 @@ profiles = Table(
     Column("display_name", String(200)),
     # Set when this profile was merged into another; reads follow it to the survivor.
     Column("merged_into", Uuid, ForeignKey("profiles.id")),
+    # Custom attributes (JSON object); rules' set_profile writes here too.
     Column("attributes", Text, nullable=False, server_default=text("'{}'")),
+    Column("given_name", String(100)),
+    Column("family_name", String(100)),
+    Column("locale", String(35)),
+    Column("timezone", String(64)),
+    Column("birthday", Date),
+    Column("owner", String(100)),  # the agent or salesperson who owns the relationship
+    Column("tier", String(32)),
+    # JSON text, like attributes: the same on SQLite and PostgreSQL, and nothing queries inside them.
+    Column("segments", Text, nullable=False, server_default=text("'[]'")),
+    Column("consents", Text, nullable=False, server_default=text("'{}'")),  # {"sms:marketing": {...}}
+    Column("preferred_channels", Text, nullable=False, server_default=text("'[]'")),
+    # RFM from POS transactions. Recency is derived from last_purchase_at when read: stored as
+    # days it would be stale the next morning. Floats: a score input, not a ledger.
+    Column("last_purchase_at", UTCDateTime),
+    Column("frequency", Integer, nullable=False, server_default=text("0")),
+    Column("monetary", Float, nullable=False, server_default=text("0")),
+    Column("value_score", Float),
+    Column("erased_at", UTCDateTime),
 )
 
 identifiers = Table(
@@ -133,6 +154,22 @@ profile_merges = Table(
     Column("merged_id", Uuid, ForeignKey("profiles.id"), nullable=False),
     Column("merged_at", UTCDateTime, nullable=False),
     Column("reason", String(200), nullable=False),
-    # What moved (identifier keys, interaction ids), so a merge can be undone.
+    # What moved (identifier keys, interaction ids, field values), so a merge can be undone.
     Column("moved", Text, nullable=False),
+)
+
+# Two profiles the merge policy would not merge on its own (two different loyalty ids, say).
+merge_suggestions = Table(
+    "merge_suggestions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("profile_id", Uuid, ForeignKey("profiles.id"), nullable=False),  # where the interaction went
+    Column("other_id", Uuid, ForeignKey("profiles.id"), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("identifiers", Text, nullable=False),  # JSON list of "type:value" that linked them
+    Column("interaction_id", Uuid),
+    Column("state", String(16), nullable=False, server_default=text("'open'")),  # open, merged, dismissed
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Index("ix_merge_suggestions_state", "state", "created_at"),
 )

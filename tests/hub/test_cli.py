@@ -46,5 +46,5 @@ def test_a_misspelt_key_is_refused_with_a_suggestion(tmp_path):
 def test_migrate_creates_the_sqlite_database(tmp_path):
     result = run("migrate", env={"OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/hub.db"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "database at revision 0004"
+    assert result.stdout.strip() == "database at revision 0005_profiles"
     assert (tmp_path / "hub.db").exists()

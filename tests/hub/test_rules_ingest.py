@@ -11,11 +11,13 @@ from sqlalchemy import select, update
 
 from hub import keys
 from hub.app import create_app
+from hub.cli import main as omnihub
 from hub.rules_runtime import reload_logged
 from hub.storage.models import outbox, profiles
 from hub.storage.rules_models import rulesets, scheduled_actions, timers
 from tests.hub import payloads
 from tests.hub.conftest import count_rows
+from tests.rules import ten_mistakes
 
 # The DESIGN section 6 examples, plus rules exercising each kind of stored effect.
 RULES = """\
@@ -129,13 +131,19 @@ async def test_publish_rule_event_and_profile_update_in_the_outbox(rules_client)
                                      .where(outbox.c.type.in_(["erp.basket.large", "profile.updated"]))
                                      .order_by(outbox.c.seq))).all()
         attrs = (await conn.execute(select(profiles.c.attributes).where(profiles.c.id == uuid.UUID(big["profile_id"])))).scalar()
+    # profile.updated events from other sources (POS purchase totals) are not the rules'
+    events = [e for e in events if e.type != "profile.updated" or json.loads(e.body)["data"]["source"] == "rules"]
     assert [e.type for e in events] == ["erp.basket.large", "profile.updated"]
     erp = json.loads(events[0].body)
     assert events[0].routing_key == "erp.basket.large.pos"
     assert erp["data"]["id"] == big["id"] and erp["data"]["transaction"]["total"] == "1500000"
     assert json.loads(events[1].body)["data"]["changed"] == {
         "segments": ["high-value"], "tier": "gold", "last_big_basket": True}
-    assert json.loads(attrs) == {"segments": ["high-value"], "tier": "gold", "last_big_basket": True}
+    # The profile shows them: tier and segments in their own fields, the rest as custom attributes.
+    shown = await (await rules_client.get(f"/v1/profiles/{big['profile_id']}")).json()
+    assert shown["tier"] == "gold" and shown["segments"] == ["high-value"]
+    assert shown["attributes"] == {"last_big_basket": True}
+    assert json.loads(attrs) == {"last_big_basket": True}
 
 
 async def test_no_rules_dir_means_no_rules(client):
@@ -166,6 +174,23 @@ async def test_bad_reload_is_refused_with_line_numbers_and_old_rules_stay(rules_
     after = await (await rules_client.post("/v1/interactions", json=payloads.sms(text="refund"))).json()
     doc = await _document(rules_client, after["id"])
     assert doc["tags"] == ["complaint"] and doc["ruleset_version"] == old
+
+
+async def test_ten_kinds_of_mistakes_are_all_refused_in_one_reload_and_one_check(rules_client, rules_dir, capsys):
+    old = rules_client.app[keys.RULES].ruleset.version
+    bad = rules_dir / "zz-ten.yaml"
+    bad.write_text(ten_mistakes.TEXT, encoding="utf-8")
+    resp = await rules_client.post("/v1/rules/reload")
+    assert resp.status == 422
+    body = await resp.json()
+    ten_mistakes.check(body["issues"])
+    assert {i["file"] for i in body["issues"]} == {str(bad)}
+    assert body["running_version"] == old == rules_client.app[keys.RULES].ruleset.version
+
+    assert omnihub(["rules", "check", str(rules_dir)]) == 1  # the CLI a rules author runs first
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "10 error(s); rules not loaded"
+    assert [p.split(": ")[0] for p in printed[:-1]] == [f"{bad}:{line}" for line, _ in ten_mistakes.EXPECTED]
 
 
 async def test_reload_swaps_rules_and_sighup_path_logs_refusals(rules_client, rules_dir, caplog):
@@ -260,3 +285,42 @@ rules:
             - add_tag: unanswered
             - publish: sla.warning
 """
+
+
+WELCOME_RULE = """\
+rules:
+  - name: welcome-new-customer
+    on: profile.created
+    when: {field: profile.display_name, op: exists}
+    then:
+      - add_tag: first-contact
+      - set_priority: 1
+      - add_segment: new-customer
+      - set_profile: {attributes.source: sms}
+      - send_message: {template: welcome, channel: auto, purpose: transactional, delay: 1h}
+"""
+
+
+async def test_profile_created_rules_run_once_for_a_new_customer(rules_client, rules_dir):
+    (rules_dir / "welcome.yaml").write_text(WELCOME_RULE, encoding="utf-8")
+    assert (await rules_client.post("/v1/rules/reload")).status == 200
+    first = await (await rules_client.post("/v1/interactions", json=payloads.sms(text="환불"))).json()
+    doc = await _document(rules_client, first["id"])
+    # the interaction's own rules decide first; profile.created adds to them
+    assert doc["tags"] == ["complaint", "first-contact"] and doc["priority"] == 1
+    again = await (await rules_client.post("/v1/interactions", json=payloads.sms(text="hello"))).json()
+    assert again["profile_id"] == first["profile_id"]
+    assert (await _document(rules_client, again["id"])).get("tags", []) == []  # not a new profile
+    async with rules_client.app[keys.ENGINE].connect() as conn:
+        attrs = (await conn.execute(select(profiles.c.attributes)
+                                    .where(profiles.c.id == uuid.UUID(first["profile_id"])))).scalar()
+        welcomes = (await conn.execute(select(scheduled_actions).where(
+            scheduled_actions.c.kind == "send_message"))).mappings().all()
+        updated = (await conn.execute(select(outbox.c.body).where(outbox.c.type == "profile.updated"))).scalars().all()
+    assert json.loads(attrs) == {"source": "sms"}
+    shown = await (await rules_client.get(f"/v1/profiles/{first['profile_id']}")).json()
+    assert shown["segments"] == ["new-customer"] and shown["attributes"] == {"source": "sms"}
+    (welcome,) = welcomes
+    assert json.loads(welcome["payload"])["template"] == "welcome" and str(welcome["profile_id"]) == first["profile_id"]
+    assert welcome["rule"] == "welcome-new-customer"
+    assert [json.loads(b)["data"]["rules"] for b in updated] == [["welcome-new-customer"]]
