@@ -167,7 +167,7 @@ class OutboxRelay:
     async def _mark(self, rows: list[Any], returned_ids: list[str]) -> None:
         now = datetime.now(UTC)
         returned = set(returned_ids)
-        returned_seqs = [r.seq for r in rows if str(r.event_id) in returned]
+        returned_seqs = [r.seq for r in rows if str(r.event_id) in returned] if returned else []
         async with self._engine.begin() as conn:
             await repo.mark_published(conn, [r.seq for r in rows], returned_seqs, at=now)
         self.published += len(rows)
