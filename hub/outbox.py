@@ -23,6 +23,7 @@ from .amqp import BrokerUnavailable, ConfirmPublisher, InvalidMessage, OutgoingM
 from .metrics import Metrics
 from .storage import repositories as repo
 from .storage.engine import writer
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("omnihub.outbox")
 
@@ -68,13 +69,8 @@ class OutboxRelay:
             self._task = asyncio.create_task(self._run(), name="omnihub-outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         assert self._url is not None

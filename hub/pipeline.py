@@ -30,6 +30,7 @@ from .batch_write import IngestContext, IngestResult, IngestStep, write_batch
 from .identity import DEFAULT_POLICY, ProfilePolicy
 from .ids import new_id
 from .storage.engine import create_sync_sqlite_engine, is_sqlite, writer
+from .tasks import cancel_and_wait
 
 __all__ = ["IngestContext", "IngestResult", "IngestStep", "Pipeline", "PipelineStopped"]
 
@@ -120,11 +121,7 @@ class Pipeline:
         if self._writer is None:
             return
         await self._queue.join()
-        self._writer.cancel()
-        try:
-            await self._writer
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._writer)
         self._writer = None
         if self._unit is not None:
             await self._unit.close()

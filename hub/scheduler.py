@@ -31,6 +31,7 @@ from .storage.engine import writer
 from .storage.ingest_store import insert_rows
 from .storage.models import interactions, outbox, profiles
 from .storage.rules_models import schedule_runs, timers
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("omnihub.scheduler")
 
@@ -76,13 +77,8 @@ class Scheduler:
         self._task = asyncio.create_task(self._run(), name="omnihub-scheduler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

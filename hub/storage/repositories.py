@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import identifiers, outbox
 
+
 async def insert_rows(conn: AsyncConnection, table, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(insert(table), list(rows))
