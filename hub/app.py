@@ -98,6 +98,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
 async def _router(app: web.Application) -> AsyncIterator[None]:
     service = RouterService(app[keys.ENGINE], app[keys.SETTINGS].routing)
     app[keys.ROUTER] = service
+    service.rules = app[keys.RULES]  # task.sla_breached / task.abandoned rules (issue 5)
     app[keys.PIPELINE].on_commit.append(service.notify)  # new tasks are routed at once, not at the next poll
     await service.start()
     yield

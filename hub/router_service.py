@@ -40,10 +40,12 @@ from routing import (
 )
 from schemas import OmnihubError
 
+from . import task_rules
 from .events import event_row
 from .settings import RoutingSettings
 from .storage import routing_store as store
 from .storage.engine import is_sqlite, writer
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("omnihub.router")
 
@@ -95,6 +97,7 @@ class RouterService:
         self._offline_timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.active = asyncio.Event()
+        self.rules: Any = None  # the hub's RulesStep (hub.app): task.* rules run at each flush
 
     # --- lifecycle ---
 
@@ -103,13 +106,8 @@ class RouterService:
             self._runner = asyncio.create_task(self._run(), name="omnihub-router")
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            try:
-                await self._runner
-            except asyncio.CancelledError:
-                pass
-            self._runner = None
+        await cancel_and_wait(self._runner)
+        self._runner = None
         for handle in self._offline_timers.values():
             handle.cancel()
         for job in list(self._background):
@@ -329,14 +327,18 @@ class RouterService:
                                              subject=task.profile_id if task else None, data=data))
         # Agents named by events are registered (the router refuses unknown ones).
         agent_rows = [store.agent_params(router.agent(aid), now) for aid in sorted(agent_ids)]
+        fired = task_rules.collect(self.rules, events, touched, task_view)
 
         def work(conn: Any) -> dict[str, dict[str, Any]]:
             store.persist(conn, task_list=params, event_rows=event_rows, outbox_rows=outbox_rows,
                           agent_rows=agent_rows, now=now)
+            task_rules.apply(conn, fired, now)
             return store.interaction_summaries(conn, [i for i in offered if i])
 
         async with writer(self._engine).begin() as conn:
-            return await conn.run_sync(work)
+            summaries = await conn.run_sync(work)
+        task_rules.escalate(router, fired, self._wake.set)
+        return summaries
 
     # --- agent websockets ---
 

@@ -1,0 +1,162 @@
+"""Rules on the router's task triggers (`task.sla_breached`, `task.abandoned`; issue 5), run by the
+router service (hub.router_service) as it flushes.
+
+Three stages, so the router service stays a few lines:
+
+- `collect`, under the flush lock: which of the flush's events fire rules, with the task as the
+  rules see it (taken now, because the router goes on changing its Task objects);
+- `apply`, inside the flush's transaction: evaluate and store the effects with the task events
+  (publish -> outbox row with the task as data; send_message / auto_reply / start_timer /
+  set_profile / add_segment -> the rows the ingest step writes, through hub.rules_effects;
+  add_tag -> the stored interaction's tags);
+- `escalate`, after the commit: `escalate: {queue: ...}` transfers a still-waiting task through
+  the router's own API; the next flush persists that transfer. Actions the router cannot apply to a
+  live task (set_priority, route, escalate by skills) are logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from routing import Router, RoutingError, Task, TaskEvent, TaskEventKind, TaskState
+from rules import AddTag, Escalate, Publish, Ruleset, evaluate
+from schemas import EventType, Interaction
+
+from .events import event_row
+from .rules_effects import attributed, plan, profile_view, write_effects
+from .storage.ingest_store import insert_rows, load_profiles
+from .storage.models import interactions, outbox
+
+log = logging.getLogger("omnihub.router.rules")
+
+TRIGGERS = {TaskEventKind.SLA_BREACHED: EventType.TASK_SLA_BREACHED, TaskEventKind.ABANDONED: EventType.TASK_ABANDONED}
+_APPLIED = (Publish, Escalate, AddTag)
+
+
+@dataclass
+class Fired:
+    """One task event that runs rules, with what the rules decided once applied."""
+
+    trigger: str
+    task: dict[str, Any]
+    escalate_to: list[str] = field(default_factory=list)  # queues, in rule order
+
+
+@dataclass
+class Batch:
+    ruleset: Ruleset
+    fired: list[Fired]
+
+
+def collect(rules: Any, events: Sequence[Any], touched: dict[str, Task],
+            view: Callable[[Task, TaskState], dict[str, Any]]) -> Batch | None:
+    """The flush's events that fire task rules; None when there is nothing to evaluate.
+
+    `rules` is the hub's RulesStep (or None), read once so a flush sees one ruleset version.
+    """
+    ruleset = getattr(rules, "ruleset", None)
+    if ruleset is None:
+        return None
+    fired = []
+    for ev in events:
+        trigger = TRIGGERS.get(ev.kind) if isinstance(ev, TaskEvent) else None
+        task = touched.get(ev.task_id) if trigger is not None else None
+        if trigger is None or task is None:
+            continue
+        data = view(task, ev.state)
+        waited = ev.details.get("waited_s")
+        if waited is None and task.enqueued_at is not None:
+            waited = ev.at - task.enqueued_at
+        data.update(queue=ev.queue, waited=waited, waited_s=waited, trigger=trigger,
+                    sla_s=ev.details.get("sla_s"))
+        fired.append(Fired(trigger, data))
+    return Batch(ruleset, fired) if fired else None
+
+
+def apply(conn: Connection, batch: Batch | None, now: datetime) -> None:
+    """Evaluate and store the effects, in the caller's (the flush's) transaction."""
+    if batch is None:
+        return
+    ruleset = batch.ruleset
+    for fired in batch.fired:
+        task = fired.task
+        pid = _uuid(task.get("profile_id"))
+        iid = _uuid(task.get("interaction_id"))
+        profile = load_profiles(conn, [pid]).get(pid) if pid is not None else None
+        item = _interaction(conn, iid)
+        try:  # a rule that cannot be evaluated must not wedge the router's flushes
+            result = evaluate(ruleset, fired.trigger, interaction=item, profile=profile_view(profile),
+                              task=task, now=now)
+        except Exception:
+            log.exception("task rules failed", extra={"task_id": task["id"], "trigger": fired.trigger})
+            continue
+        if not result.actions:
+            continue
+        pairs = attributed(result)
+        events = []
+        tags_changed = False
+        for rule, action in pairs:
+            match action:
+                case Publish(event_type=event_type):
+                    events.append(event_row(event_type, now=now, channel=task.get("channel"), subject=pid,
+                                            data=task))
+                case Escalate(queue=queue) if queue is not None:
+                    fired.escalate_to.append(queue)
+                case Escalate():
+                    log.info("escalate by skills is not applied to live tasks",
+                             extra={"rule": rule, "task_id": task["id"]})
+                case AddTag(tag=tag) if item is not None:
+                    if tag not in item.tags:
+                        item.tags.append(tag)
+                        tags_changed = True
+        insert_rows(conn, outbox, events)
+        planned = plan([p for p in pairs if not isinstance(p[1], _APPLIED)], interaction=item,
+                       profile_id=pid if profile is not None else None, now=now, ruleset_version=ruleset.version)
+        if planned.needs_write():
+            write_effects(conn, planned, key=None, profile_id=pid if profile is not None else None, now=now)
+        if tags_changed and item is not None:
+            conn.execute(update(interactions).where(interactions.c.id == item.id).values(
+                document=item.model_dump_json(exclude_none=True, by_alias=True)))
+
+
+def escalate(router: Router, batch: Batch | None, wake: Callable[[], None]) -> None:
+    """After the commit: move still-waiting tasks to the queue a rule named (the first one wins)."""
+    if batch is None:
+        return
+    moved = False
+    for fired in batch.fired:
+        if not fired.escalate_to:
+            continue
+        task_id, queue = fired.task["id"], fired.escalate_to[0]
+        try:
+            if router.task(task_id).state is not TaskState.WAITING:
+                continue
+            router.transfer(task_id, queue=queue)
+            moved = True
+        except RoutingError:
+            log.warning("rule escalation failed", extra={"task_id": task_id, "queue": queue}, exc_info=True)
+    if moved:
+        wake()  # the router loop flushes the transfer's events
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _interaction(conn: Connection, iid: uuid.UUID | None) -> Interaction | None:
+    if iid is None:
+        return None
+    document = conn.execute(select(interactions.c.document).where(interactions.c.id == iid)).scalar()
+    return Interaction.model_validate_json(document) if document is not None else None
