@@ -23,6 +23,7 @@ from .pipeline import Pipeline
 from .router_service import RouterService
 from .routing_step import RoutingStep
 from .rules_runtime import rules_ctx, scheduler_ctx
+from .segments import SegmentSet
 from .settings import Settings
 from .storage import repositories as repo
 from .storage.engine import create_engine
@@ -83,7 +84,8 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
         # The ingest steps, in order. Rules first: later steps read ctx.actions (route, escalate).
         steps=[app[keys.RULES]],
         batch_max=app[keys.SETTINGS].ingest_batch_max,
-        policy=ProfilePolicy(app[keys.SETTINGS].merge_policy, app[keys.SETTINGS].value_score),
+        policy=ProfilePolicy(app[keys.SETTINGS].merge_policy, app[keys.SETTINGS].value_score,
+                             SegmentSet(app[keys.SETTINGS].segments)),
         on_commit=[app[keys.RELAY].notify],
     )
     app[keys.PIPELINE] = pipeline
@@ -99,6 +101,7 @@ async def _router(app: web.Application) -> AsyncIterator[None]:
     service = RouterService(app[keys.ENGINE], app[keys.SETTINGS].routing)
     app[keys.ROUTER] = service
     service.rules = app[keys.RULES]  # task.sla_breached / task.abandoned rules (issue 5)
+    service.segment_set = app[keys.PIPELINE].policy.segments
     app[keys.PIPELINE].on_commit.append(service.notify)  # new tasks are routed at once, not at the next poll
     await service.start()
     yield

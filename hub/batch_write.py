@@ -20,6 +20,7 @@ from schemas import Channel, Direction, EventType, IdentifierType, Interaction, 
 
 from .events import event_row
 from .identity import DEFAULT_POLICY, IdentityPlan, ProfilePolicy
+from .segments import refresh
 from .storage import ingest_store as store
 from .storage.models import identifiers, interactions, outbox, profiles
 
@@ -92,6 +93,8 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
     interaction_rows: list[dict[str, Any]] = []
     writes: list[Write] = []
     purchases: dict[uuid.UUID, tuple[int, float, datetime]] = {}
+    # Profiles whose segments may have moved: new ones, buyers, merge survivors, rule targets.
+    touched: list[uuid.UUID] = [*plan.new_profiles, *(m.survivor for m in plan.merges)]
     for i, pid in zip(fresh, profile_ids, strict=True):
         # A copy per attempt: a retried batch must not see the steps' changes twice.
         original = batch[i]
@@ -106,6 +109,8 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
                                 now=now, data_json=document, channel=item.channel, subject=pid))
         events.extend(ctx.events)
         writes.extend(ctx.writes)
+        if ctx.writes and pid is not None:
+            touched.append(pid)
         if item.transaction is not None and pid is not None and received and item.channel == Channel.POS:
             count, spent, latest = purchases.get(pid, (0, 0.0, item.occurred_at))
             purchases[pid] = (count + 1, spent + float(item.transaction.total), max(latest, item.occurred_at))
@@ -137,9 +142,13 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
                       data={"profile_id": str(pid), "changed": fields, "source": "pos"})
             for pid, fields in changed.items()
         )
+        touched.extend(changed)
     store.insert_rows(conn, outbox, events)
     for write in writes:
         write(conn)
+    if policy.segments:
+        # After the rules' writes, so a segment can follow what a rule set; one read per batch.
+        refresh(conn, policy.segments, (plan.final(pid) for pid in touched), now)
 
     for i, ref in enumerate(refs):
         if results[i] is None:  # a repeat within this batch: answered as its first

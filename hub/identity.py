@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .ids import new_id
+from .segments import SegmentSet
 from .settings import MergePolicySettings, ValueScoreSettings
 
 IdentKey = tuple[str, str]
@@ -23,10 +24,12 @@ ExclusiveLoader = Callable[[list[uuid.UUID]], dict[uuid.UUID, set[IdentKey]]]
 
 
 class ProfilePolicy:
-    """The merge policy and the value-score scale, resolved once from settings."""
+    """The merge policy, the value-score scale and the segments, resolved once from settings."""
 
-    def __init__(self, merge: MergePolicySettings | None = None, value: ValueScoreSettings | None = None) -> None:
+    def __init__(self, merge: MergePolicySettings | None = None, value: ValueScoreSettings | None = None,
+                 segments: SegmentSet | None = None) -> None:
         self.merge = merge or MergePolicySettings()
+        self.segments = segments  # None or empty: profile changes recompute nothing
         self.value = value or ValueScoreSettings()
         self.auto_merge_types = frozenset(t.value for t in self.merge.auto_merge_types)
         self.exclusive_types = frozenset(t.value for t in self.merge.exclusive_types)

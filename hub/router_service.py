@@ -98,6 +98,7 @@ class RouterService:
         self._background: set[asyncio.Task[None]] = set()
         self.active = asyncio.Event()
         self.rules: Any = None  # the hub's RulesStep (hub.app): task.* rules run at each flush
+        self.segment_set: Any = None  # configured segments, re-evaluated when those rules change a profile
 
     # --- lifecycle ---
 
@@ -332,7 +333,7 @@ class RouterService:
         def work(conn: Any) -> dict[str, dict[str, Any]]:
             store.persist(conn, task_list=params, event_rows=event_rows, outbox_rows=outbox_rows,
                           agent_rows=agent_rows, now=now)
-            task_rules.apply(conn, fired, now)
+            task_rules.apply(conn, fired, now, self.segment_set)
             return store.interaction_summaries(conn, [i for i in offered if i])
 
         async with writer(self._engine).begin() as conn:

@@ -31,41 +31,23 @@ from schemas import EventType, Interaction
 
 from .events import event_row
 from .ids import new_id
+from .segments import (
+    PROFILE_COLUMNS,
+    SEGMENTS,
+    SegmentSet,
+    profile_view,  # noqa: F401  (where rules callers have always found it)
+    refresh,
+)
 from .storage.ingest_store import insert_rows
 from .storage.models import outbox, profiles
 from .storage.rules_models import scheduled_actions, timers
 
 Attributed = tuple[str, Action]  # (rule name, action)
-SEGMENTS = "segments"
 
 
 def attributed(evaluation: Evaluation) -> list[Attributed]:
     """The evaluation's actions, each with the rule that asked for it (same order as .actions)."""
     return [(t.name, a) for t in evaluation.trace if t.matched for a in t.compiled.actions]
-
-
-# Profile columns rules read as `profile.<name>` and set_profile may write; anything else set by a
-# rule is a custom attribute (`attributes.<key>`).
-PROFILE_COLUMNS = ("display_name", "given_name", "family_name", "locale", "timezone", "birthday", "owner", "tier")
-_READ_ONLY = ("segments", "consents", "preferred_channels", "last_purchase_at", "frequency", "monetary",
-              "value_score", "created_at", "updated_at")
-
-
-def profile_view(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What rules see as `profile`: the profile's columns, over its custom attributes.
-
-    Custom attributes are also lifted to the top level (`profile.vip_since`) and stay reachable as
-    `profile.attributes.<key>`; a column of the same name wins.
-    """
-    if row is None:
-        return None
-    attrs = row.get("attributes") or {}
-    view = {**attrs, "attributes": attrs, SEGMENTS: list(row.get(SEGMENTS) or [])}
-    for key in (*PROFILE_COLUMNS, *_READ_ONLY):
-        if row.get(key) is not None and key != SEGMENTS:
-            view[key] = row[key]
-    view["id"] = str(row["id"])
-    return view
 
 
 def watch_key(conversation_key: str | None, profile_id: uuid.UUID | None, interaction_id: Any) -> str:
@@ -146,14 +128,14 @@ def _str(value: Any) -> str | None:
 
 
 def write_effects(conn: Connection, planned: Planned, *, key: str | None, profile_id: uuid.UUID | None,
-                  now: datetime) -> None:
+                  now: datetime, segment_set: SegmentSet | None = None) -> None:
     """Store what `plan` produced (all but its events, which the caller files with its own)."""
     if planned.cancel is not None and key is not None:
         cancel_timers(conn, planned.cancel[0], planned.cancel[1], key=key, profile_id=profile_id, now=now)
     insert_rows(conn, timers, planned.timers)
     insert_rows(conn, scheduled_actions, planned.scheduled)
     if planned.profile_changes and profile_id is not None:
-        apply_profile_changes(conn, profile_id, planned.profile_changes, now)
+        apply_profile_changes(conn, profile_id, planned.profile_changes, now, segment_set)
 
 
 def cancel_timers(conn: Connection, event_type: str, names: Sequence[tuple[str, str]], *, key: str,
@@ -170,8 +152,10 @@ def cancel_timers(conn: Connection, event_type: str, names: Sequence[tuple[str, 
 
 
 def apply_profile_changes(conn: Connection, profile_id: uuid.UUID,
-                          changes: Sequence[tuple[str, SetProfile | AddSegment]], now: datetime) -> dict[str, Any]:
-    """Read-modify-write the profile in the caller's transaction; emit `profile.updated` if it changed.
+                          changes: Sequence[tuple[str, SetProfile | AddSegment]], now: datetime,
+                          segment_set: SegmentSet | None = None) -> dict[str, Any]:
+    """Read-modify-write the profile in the caller's transaction; emit `profile.updated` if it changed,
+    then recompute its configured `segments` (a second event, source `segments`, if they moved).
 
     Done at write time, not from the step's snapshot: two interactions of one customer in the same
     group commit must both see each other's changes.
@@ -213,6 +197,7 @@ def apply_profile_changes(conn: Connection, profile_id: uuid.UUID,
         EventType.PROFILE_UPDATED, now=now, subject=profile_id,
         data={"profile_id": str(profile_id), "changed": changed, "source": "rules", "rules": rules},
     )])
+    refresh(conn, segment_set, [profile_id], now)
     return changed
 
 

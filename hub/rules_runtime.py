@@ -139,7 +139,7 @@ async def reload_logged(app: web.Application) -> None:
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     step = app[keys.RULES]
     scheduler = Scheduler(app[keys.ENGINE], lambda: step.ruleset, clock=clock_of(app),
-                          on_commit=app[keys.RELAY].notify)
+                          on_commit=app[keys.RELAY].notify, segment_set=app[keys.PIPELINE].policy.segments)
     app[keys.SCHEDULER] = scheduler
     await scheduler.start()
     yield

@@ -27,6 +27,7 @@ from schemas import Interaction
 
 from .ids import new_id
 from .rules_effects import Attributed, attributed, plan, profile_view, write_effects
+from .segments import SegmentSet
 from .storage.engine import writer
 from .storage.ingest_store import insert_rows
 from .storage.models import interactions, outbox, profiles
@@ -59,8 +60,10 @@ class Scheduler:
         batch: int = 500,
         catch_up: timedelta = timedelta(hours=6),
         on_commit: Callable[[], None] | None = None,
+        segment_set: SegmentSet | None = None,
     ) -> None:
         self._engine = writer(engine)
+        self._segments = segment_set  # profile changes by scheduled rules re-evaluate segments
         self._reader = engine
         self._rules = rules
         self._clock = clock
@@ -115,7 +118,7 @@ class Scheduler:
             for timer_id in due:
                 try:
                     async with self._engine.begin() as conn:
-                        fired = await conn.run_sync(_fire_one, timer_id, ruleset, now)
+                        fired = await conn.run_sync(_fire_one, timer_id, ruleset, now, self._segments)
                 except SQLAlchemyError:
                     raise  # the database is unwell: the timer stays pending for the next tick
                 except Exception as exc:  # bad data in one timer must not block the rest
@@ -170,7 +173,8 @@ class Scheduler:
             for attempt in (1, 2):
                 try:
                     async with self._engine.begin() as conn:
-                        acted += await conn.run_sync(_record_runs, matches, day, ruleset.version, fire_at)
+                        acted += await conn.run_sync(_record_runs, matches, day, ruleset.version, fire_at,
+                                                     self._segments)
                     break
                 except IntegrityError:
                     # Another hub recorded some of these between our read and write: re-read, skip them.
@@ -181,7 +185,7 @@ class Scheduler:
 
 
 def _record_runs(conn: Connection, matches: Sequence[tuple[uuid.UUID, str, list[Attributed]]], day: str,
-                 version: str, now: datetime) -> int:
+                 version: str, now: datetime, segment_set: SegmentSet | None = None) -> int:
     if not matches:
         return 0
     names = sorted({name for _, name, _ in matches})
@@ -200,12 +204,13 @@ def _record_runs(conn: Connection, matches: Sequence[tuple[uuid.UUID, str, list[
         planned = plan(pairs, interaction=None, profile_id=pid, now=now, ruleset_version=version,
                        defer=_DEFERRED)
         events.extend(planned.events)
-        write_effects(conn, planned, key=None, profile_id=pid, now=now)
+        write_effects(conn, planned, key=None, profile_id=pid, now=now, segment_set=segment_set)
     insert_rows(conn, outbox, events)
     return len(fresh)
 
 
-def _fire_one(conn: Connection, timer_id: uuid.UUID, ruleset: Ruleset | None, now: datetime) -> bool | None:
+def _fire_one(conn: Connection, timer_id: uuid.UUID, ruleset: Ruleset | None, now: datetime,
+              segment_set: SegmentSet | None = None) -> bool | None:
     """Claim and fire one timer. True: fired; False: ended without acting; None: someone else had it."""
     row = conn.execute(select(timers).where(timers.c.id == timer_id, timers.c.state == "pending")).first()
     if row is None:
@@ -231,7 +236,7 @@ def _fire_one(conn: Connection, timer_id: uuid.UUID, ruleset: Ruleset | None, no
     pairs = [(row.rule, a) for a in outcome.actions]
     planned = plan(pairs, interaction=interaction, profile_id=row.profile_id, now=now,
                    ruleset_version=ruleset.version, defer=_DEFERRED)
-    write_effects(conn, planned, key=row.key, profile_id=row.profile_id, now=now)
+    write_effects(conn, planned, key=row.key, profile_id=row.profile_id, now=now, segment_set=segment_set)
     insert_rows(conn, outbox, planned.events)
     if interaction is not None and document is not None:
         _apply_to_interaction(conn, interaction, pairs)

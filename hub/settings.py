@@ -26,6 +26,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from routing import Capacity, Queue, RouterConfig
 from schemas import IdentifierType, OmnihubError
 
+from .segments import compile_segments
+
 ENV_PREFIX = "OMNIHUB_"
 
 
@@ -122,6 +124,9 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     merge_policy: MergePolicySettings = Field(default_factory=MergePolicySettings)  # profiles (issue 3)
     value_score: ValueScoreSettings = Field(default_factory=ValueScoreSettings)  # profiles (issue 3)
+    # Segment name -> a rules `when:` condition on `profile.*`, e.g.
+    # {big-spender: {field: profile.monetary, op: gte, value: 1000000}}; recomputed on every change.
+    segments: dict[str, dict[str, Any]] = Field(default_factory=dict)  # profiles (issue 3)
 
     @field_validator("default_region")
     @classmethod
@@ -131,6 +136,12 @@ class Settings(BaseSettings):
         if v.upper() not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"unknown region {v!r} (ISO 3166 alpha-2, e.g. KR, US)")
         return v.upper()
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        compile_segments(v)  # refused at start-up with the loader's message, per segment
+        return v
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ from schemas import EventType, Interaction
 
 from .events import event_row
 from .rules_effects import attributed, plan, profile_view, write_effects
+from .segments import SegmentSet
 from .storage.ingest_store import insert_rows, load_profiles
 from .storage.models import interactions, outbox
 
@@ -80,7 +81,7 @@ def collect(rules: Any, events: Sequence[Any], touched: dict[str, Task],
     return Batch(ruleset, fired) if fired else None
 
 
-def apply(conn: Connection, batch: Batch | None, now: datetime) -> None:
+def apply(conn: Connection, batch: Batch | None, now: datetime, segment_set: SegmentSet | None = None) -> None:
     """Evaluate and store the effects, in the caller's (the flush's) transaction."""
     if batch is None:
         return
@@ -120,7 +121,8 @@ def apply(conn: Connection, batch: Batch | None, now: datetime) -> None:
         planned = plan([p for p in pairs if not isinstance(p[1], _APPLIED)], interaction=item,
                        profile_id=pid if profile is not None else None, now=now, ruleset_version=ruleset.version)
         if planned.needs_write():
-            write_effects(conn, planned, key=None, profile_id=pid if profile is not None else None, now=now)
+            write_effects(conn, planned, key=None, profile_id=pid if profile is not None else None, now=now,
+                          segment_set=segment_set)
         if tags_changed and item is not None:
             conn.execute(update(interactions).where(interactions.c.id == item.id).values(
                 document=item.model_dump_json(exclude_none=True, by_alias=True)))

@@ -15,11 +15,13 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
+from sqlalchemy import Connection
 
 from schemas import parse_identifier
 from schemas.profile import Profile, ProfilePatch, Rfm
 
 from .. import keys
+from ..segments import SEGMENTS, SegmentSet, refresh
 from ..storage import profiles_repo as repo
 from ..storage.engine import writer
 from .errors import error_response
@@ -180,7 +182,20 @@ async def patch_profile(request: web.Request) -> web.Response:
 
 
 async def _patched(request: web.Request, pid: uuid.UUID, changes: dict[str, Any], if_version: int | None):
-    return _respond(await _write(request, repo.patch, pid, _typed(changes), if_version=if_version, now=_now()))
+    segments = request.app[keys.PIPELINE].policy.segments
+    return _respond(await _write(request, _patch, pid, _typed(changes), if_version=if_version, now=_now(),
+                                 segments=segments))
+
+
+def _patch(conn: Connection, pid: uuid.UUID, changes: dict[str, Any], *, if_version: int | None, now: datetime,
+           segments: SegmentSet | None) -> dict[str, Any]:
+    """The update, then its configured segments recomputed in the same transaction."""
+    row = repo.patch(conn, pid, changes, if_version=if_version, now=now)
+    if segments:
+        moved = refresh(conn, segments, [pid], now)
+        if pid in moved:
+            row = {**row, SEGMENTS: moved[pid], "version": row["version"] + 1}
+    return row
 
 
 def _typed(changes: dict[str, Any]) -> dict[str, Any]:
