@@ -23,6 +23,7 @@ status_callbacks, keywords {opt_out, opt_in, help}, replies {opt_out, opt_in, he
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -33,7 +34,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -70,6 +71,8 @@ PROVIDER = "twilio"
 _STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE")
 _START = ("START", "YES", "UNSTOP", "OPTIN")
 _HELP = ("HELP", "INFO")
+_FORM = web.RequestKey("twilio_form", dict)
+_EMPTY_TWIML = str(MessagingResponse())
 _STATUS = {"sent": DeliveryStatus.SENT, "delivered": DeliveryStatus.DELIVERED, "read": DeliveryStatus.READ,
            "failed": DeliveryStatus.FAILED, "undelivered": DeliveryStatus.FAILED, "canceled": DeliveryStatus.FAILED}
 
@@ -91,6 +94,8 @@ class Replies(BaseModel):
 class TwilioSmsConfig(AdapterConfig):
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     auth_token: SecretStr
+    # Twilio can sign webhooks with a separate shared key (X-Twilio-Webhooks-Signature-Settings).
+    webhooks_shared_key: SecretStr | None = None
     from_number: str | None = None
     messaging_service_sid: str | None = Field(None, pattern=r"^MG[0-9a-fA-F]{32}$")
     api_base: str = "https://api.twilio.com"
@@ -113,6 +118,8 @@ class TwilioSmsAdapter(ChannelAdapter):
         if not (config.from_number or config.messaging_service_sid):
             raise ValueError("adapters.sms_twilio: give from_number or messaging_service_sid")
         self._validator = RequestValidator(config.auth_token.get_secret_value())
+        self._shared_key_validator = (RequestValidator(config.webhooks_shared_key.get_secret_value())
+                                      if config.webhooks_shared_key else None)
         self._our_number = (Identifier(type="phone", value=config.from_number).value
                             if config.from_number else None)
         self._words = {
@@ -131,7 +138,18 @@ class TwilioSmsAdapter(ChannelAdapter):
         if not signature:
             raise AuthenticityError("no X-Twilio-Signature header")
         url = self.deps.public_base_url + request.path_qs
-        if not self._validator.validate(url, _form(body), signature):
+        form = request[_FORM] = _form(body)  # parsed once per request: the handler reads it too
+        settings = request.headers.get("X-Twilio-Webhooks-Signature-Settings")
+        validator, algorithm = self._validator, None
+        if settings:  # signed with the account's webhooks shared key, SHA-1 or SHA-256
+            if self._shared_key_validator is None:
+                raise AuthenticityError("signed with a webhooks shared key, and none is configured")
+            validator, algorithm = self._shared_key_validator, get_signature_algorithm(settings)
+        # The URL as Twilio was given it matches at the first try; validate() then tries it with
+        # and without the port, as Twilio's own signing is inconsistent about ports.
+        if hmac.compare_digest(validator.compute_signature(url, form, algorithm), signature):
+            return
+        if not validator.validate(url, form, signature, algorithm):
             raise AuthenticityError("X-Twilio-Signature does not match")
 
     def normalize(self, raw: Mapping[str, str]) -> Interaction:
@@ -165,19 +183,20 @@ class TwilioSmsAdapter(ChannelAdapter):
             raise PayloadError(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) from None
 
     async def _inbound(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        form = _form(body)
+        form = request[_FORM]
         interaction = self.normalize(form)
         if self.config.fetch_media and _media_count(form):
             interaction.attachments = await self._fetch_media(form)
         await self.deps.ingest(interaction)  # durable before Twilio hears 200
-        reply = MessagingResponse()
         keyword = self._keyword(form.get("Body", ""))
-        if keyword:
-            reply.message(getattr(self.config.replies, keyword))
+        if not keyword:
+            return web.Response(text=_EMPTY_TWIML, content_type="application/xml")
+        reply = MessagingResponse()
+        reply.message(getattr(self.config.replies, keyword))
         return web.Response(text=str(reply), content_type="application/xml")
 
     async def _status(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        update = self.parse_status(_form(body), request.query.get("message_id"))
+        update = self.parse_status(request[_FORM], request.query.get("message_id"))
         if update is not None and not await self.deps.report_status(update):
             self.deps.log.info("status for an unknown message", extra={"provider_ref": update.provider_ref})
         return web.Response(status=204)

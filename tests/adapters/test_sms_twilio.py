@@ -242,3 +242,24 @@ def parser_config():  # the parser needs no running fake
     return {"account_sid": "AC" + "0" * 32, "auth_token": "t", "from_number": OUR_NUMBER,
             "keywords": {"opt_out": ["수신거부"]}}
 
+
+
+async def test_webhooks_signed_with_a_shared_key_and_sha256(aiohttp_client, make_settings, twilio, twilio_config,
+                                                            tmp_path):
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    settings = make_settings(public_base_url=PUBLIC_BASE_URL, blob_dir=str(tmp_path / "blobs"),
+                             adapters={"sms_twilio": {**twilio_config, "webhooks_shared_key": "shared-secret"}})
+    hub = await aiohttp_client(create_app(settings))
+    params = inbound_params(frm=CUSTOMER, body="hello")
+    good = RequestValidator("shared-secret").compute_signature(PUBLIC_BASE_URL + INBOUND, params, "HMAC_SHA256")
+    headers = {"Content-Type": "application/x-www-form-urlencoded",
+               "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"}
+    # The auth token's SHA-1 signature is not what this header announces.
+    legacy = RequestValidator(twilio.auth_token).compute_signature(PUBLIC_BASE_URL + INBOUND, params)
+    resp = await hub.post(INBOUND, data=urlencode(params), headers={**headers, "X-Twilio-Signature": legacy})
+    assert resp.status == 403
+    resp = await hub.post(INBOUND, data=urlencode(params), headers={**headers, "X-Twilio-Signature": good})
+    assert resp.status == 200, await resp.text()
