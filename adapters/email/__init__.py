@@ -31,10 +31,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from adapters.base import (
+    AdapterDeps,
     Capabilities,
     ChannelAdapter,
     OutboundMessage,
-    PermanentSendError,
     SendResult,
 )
 from schemas import Interaction
@@ -42,6 +42,7 @@ from schemas import Interaction
 from .config import EmailConfig, ImapConfig
 from .inbound import parse_inbound
 from .parse import PROVIDER
+from .smtp_sender import SmtpSender
 
 __all__ = ["EmailAdapter", "EmailConfig", "ImapConfig"]
 
@@ -55,8 +56,12 @@ class EmailAdapter(ChannelAdapter):
 
     config: EmailConfig
 
+    def __init__(self, config: EmailConfig, deps: AdapterDeps) -> None:
+        super().__init__(config, deps)
+        self.sender = SmtpSender(config, deps.clock)
+
     def normalize(self, raw: bytes) -> Interaction:
         return parse_inbound(raw, self.deps, max_bytes=self.config.max_message_bytes, via=None).interaction
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        raise PermanentSendError("outbound email is not built yet")
+        return await self.sender.send(message)
