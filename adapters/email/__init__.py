@@ -42,6 +42,7 @@ from schemas import Interaction
 from .config import EmailConfig, ImapConfig
 from .inbound import parse_inbound
 from .parse import PROVIDER
+from .smtp_listener import SmtpListener
 from .smtp_sender import SmtpSender
 
 __all__ = ["EmailAdapter", "EmailConfig", "ImapConfig"]
@@ -58,7 +59,19 @@ class EmailAdapter(ChannelAdapter):
 
     def __init__(self, config: EmailConfig, deps: AdapterDeps) -> None:
         super().__init__(config, deps)
+        self.listener: SmtpListener | None = None
         self.sender = SmtpSender(config, deps.clock)
+
+    async def start(self) -> None:
+        if self.config.smtp_listen:
+            self.listener = SmtpListener(self.config, self.deps)
+            await self.listener.start()
+
+    async def stop(self) -> None:
+        # Each stops taking new mail, then waits for what it accepted to be committed.
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
 
     def normalize(self, raw: bytes) -> Interaction:
         return parse_inbound(raw, self.deps, max_bytes=self.config.max_message_bytes, via=None).interaction
