@@ -40,6 +40,7 @@ from adapters.base import (
 from schemas import Interaction
 
 from .config import EmailConfig, ImapConfig
+from .imap_poller import ImapPoller
 from .inbound import parse_inbound
 from .parse import PROVIDER
 from .smtp_listener import SmtpListener
@@ -60,15 +61,22 @@ class EmailAdapter(ChannelAdapter):
     def __init__(self, config: EmailConfig, deps: AdapterDeps) -> None:
         super().__init__(config, deps)
         self.listener: SmtpListener | None = None
+        self.poller: ImapPoller | None = None
         self.sender = SmtpSender(config, deps.clock)
 
     async def start(self) -> None:
         if self.config.smtp_listen:
             self.listener = SmtpListener(self.config, self.deps)
             await self.listener.start()
+        if self.config.imap is not None:
+            self.poller = ImapPoller(self.config.imap, self.deps, max_bytes=self.config.max_message_bytes)
+            await self.poller.start()
 
     async def stop(self) -> None:
         # Each stops taking new mail, then waits for what it accepted to be committed.
+        if self.poller is not None:
+            await self.poller.stop()
+            self.poller = None
         if self.listener is not None:
             await self.listener.stop()
             self.listener = None

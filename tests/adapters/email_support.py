@@ -58,8 +58,10 @@ class Recorder:
     interactions: list[Interaction] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     fail: bool = False
+    calls: int = 0  # every ingest call, repeats included
 
     async def ingest(self, interaction: Interaction) -> Outcome:
+        self.calls += 1
         await asyncio.sleep(0)
         if self.fail:
             raise RuntimeError("the database is down")
