@@ -137,6 +137,9 @@ class StatusUpdate(BaseModel):
 
     provider_ref: str = Field(min_length=1)
     status: DeliveryStatus
+    # The hub's message id, where the provider echoes it back (a status-callback URL carrying it):
+    # the report then finds its message even before the send's provider_ref is stored.
+    message_id: uuid.UUID | None = None
     occurred_at: AwareDatetime
     error_code: str | None = None
     error_message: str | None = None

@@ -14,7 +14,14 @@ async def handle(request: web.Request) -> web.Response:
     return web.json_response({"id": str(uuid.uuid4()), "channel": body.get("channel")}, status=201)
 
 
+async def handle_form(request: web.Request) -> web.Response:
+    # The SMS floor: what a bare webhook does with Twilio's form POST, and an empty TwiML answer.
+    form = await request.post()
+    return web.Response(text=f"<Response/><!-- {form.get('MessageSid')} -->", content_type="application/xml")
+
+
 if __name__ == "__main__":
     app = web.Application()
     app.router.add_post("/v1/interactions", handle)
+    app.router.add_post("/channels/sms_twilio/inbound", handle_form)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)

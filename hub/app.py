@@ -10,12 +10,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 
 from . import keys
+from .adapters_runtime import adapters_ctx, mount_adapters
 from .api import interactions as interactions_api
+from .api import messages as messages_api
 from .api import meta as meta_api
 from .api import profiles as profiles_api
 from .api import routing as routing_api
 from .api import rules as rules_api
 from .api.errors import json_errors
+from .consent_step import consent_step
+from .dispatcher import Dispatcher
 from .identity import ProfilePolicy
 from .metrics import Metrics
 from .outbox import OutboxRelay
@@ -44,11 +48,15 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(scheduler_ctx)  # rules (issue 5): timers and schedules
     app.cleanup_ctx.append(_router)  # routing (issue 6)
+    app.cleanup_ctx.append(_dispatcher)  # outbound (issue 4)
+    app.cleanup_ctx.append(adapters_ctx)  # adapters (issue 4): inbound only once everything runs
+    mount_adapters(app)
     app.add_routes(meta_api.routes)
     app.add_routes(interactions_api.routes)
     app.add_routes(routing_api.routes)  # routing (issue 6)
     app.add_routes(rules_api.routes)  # rules (issue 5)
     app.add_routes(profiles_api.routes)  # profiles (issue 3)
+    app.add_routes(messages_api.routes)  # outbound (issue 4)
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -82,7 +90,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     pipeline = Pipeline(
         app[keys.ENGINE],
         # The ingest steps, in order. Rules first: later steps read ctx.actions (route, escalate).
-        steps=[app[keys.RULES]],
+        steps=[app[keys.RULES], consent_step],
         batch_max=app[keys.SETTINGS].ingest_batch_max,
         policy=ProfilePolicy(app[keys.SETTINGS].merge_policy, app[keys.SETTINGS].value_score,
                              SegmentSet(app[keys.SETTINGS].segments)),
@@ -106,6 +114,18 @@ async def _router(app: web.Application) -> AsyncIterator[None]:
     await service.start()
     yield
     await service.stop()
+
+
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    dispatcher = Dispatcher(app[keys.ENGINE], app[keys.ADAPTERS], app[keys.PIPELINE],
+                            notify=app[keys.RELAY].notify, metrics=app[keys.METRICS],
+                            max_attempts=settings.outbound_max_attempts,
+                            concurrency=settings.outbound_concurrency)
+    app[keys.DISPATCHER] = dispatcher
+    await dispatcher.start()
+    yield
+    await dispatcher.stop()
 
 
 async def _metrics(request: web.Request) -> web.Response:

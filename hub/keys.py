@@ -10,6 +10,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
+    from adapters.base import ChannelAdapter
+
+    from .blobs import FileBlobStore
+    from .dispatcher import Dispatcher
     from .metrics import Metrics
     from .outbox import OutboxRelay
     from .pipeline import Pipeline
@@ -31,3 +35,7 @@ SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")
 # Set before start-up to drive timers and schedules in virtual time (tests); default: the wall clock.
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 RELOAD_ON_SIGHUP: web.AppKey[bool] = web.AppKey("reload_on_sighup", bool)  # set by `omnihub serve`
+# --- adapters (issue 4) ---
+ADAPTERS: web.AppKey[dict[str, ChannelAdapter]] = web.AppKey("adapters")  # by adapter name
+BLOBS: web.AppKey[FileBlobStore] = web.AppKey("blobs")
+DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")

@@ -27,3 +27,12 @@ class Metrics:
         self.outbox_lag_seconds = Gauge(
             "omnihub_outbox_lag_seconds", "Age of the oldest unpublished outbox event", registry=self.registry
         )
+        # --- adapters (issue 4) ---
+        self.webhooks_refused = Counter(
+            "omnihub_webhooks_refused_total", "Webhooks refused by the authenticity check", ["adapter"],
+            registry=self.registry,
+        )
+        self.messages_sent = Counter(
+            "omnihub_messages_total", "Outbound messages by final dispatch outcome", ["channel", "outcome"],
+            registry=self.registry,
+        )

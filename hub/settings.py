@@ -120,7 +120,12 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(1.0, gt=0)
     relay_backoff_max_s: float = Field(30.0, gt=0)
+    # Adapter name (its entry point in `omnihub.adapters`) -> its settings; checked by the adapter's
+    # own Config model at start-up. `{enabled: false}` keeps settings without running it.
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    blob_dir: str = "omnihub-blobs"  # attachment bytes, content-addressed
+    outbound_max_attempts: int = Field(5, ge=1, le=100)
+    outbound_concurrency: int = Field(16, ge=1, le=1000)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     merge_policy: MergePolicySettings = Field(default_factory=MergePolicySettings)  # profiles (issue 3)
     value_score: ValueScoreSettings = Field(default_factory=ValueScoreSettings)  # profiles (issue 3)

@@ -14,6 +14,7 @@ from .identifiers import (
 from .interaction import (
     BUILTIN_CHANNELS,
     CHANNELS_KEY,
+    CONSENT_CHANGE_KEY,
     Attachment,
     CallInfo,
     Channel,
@@ -28,7 +29,7 @@ from .interaction import (
 from .profile import Profile
 
 __all__ = [
-    "BUILTIN_CHANNELS", "CHANNELS_KEY", "DEFAULT_REGION_KEY", "EVENT_SOURCE", "Attachment", "CallInfo",
+    "BUILTIN_CHANNELS", "CHANNELS_KEY", "CONSENT_CHANGE_KEY", "DEFAULT_REGION_KEY", "EVENT_SOURCE", "Attachment", "CallInfo",
     "Channel", "CloudEvent", "Content", "Direction", "EventType", "Identifier", "IdentifierType",
     "Interaction", "Kind", "OmnihubError", "Party", "Profile", "Transaction", "TransactionItem",
     "normalize_email", "normalize_identifier", "normalize_phone", "parse_identifier", "routing_key",

@@ -25,6 +25,10 @@ from .identifiers import Identifier
 # (built-ins plus plugin adapters' channels).
 CHANNELS_KEY = "channels"
 
+# Metadata key an adapter sets when the customer changes their consent on the channel by writing to
+# us (SMS STOP, START): "opt_out" or "opt_in". The hub applies it in the interaction's transaction.
+CONSENT_CHANGE_KEY = "consent_change"
+
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_METADATA_KEYS = 64
 

@@ -20,6 +20,7 @@ from schemas import EventType, OmnihubError
 from ..events import event_row
 from . import ingest_store as store
 from .models import identifiers, interactions, merge_suggestions, outbox, profile_merges, profiles
+from .outbound_models import messages
 
 
 class ProfileError(OmnihubError):
@@ -128,7 +129,7 @@ def timeline(conn: Connection, pid: uuid.UUID, *, limit: int, cursor: tuple[date
 
 # --- update ---
 def patch(conn: Connection, pid: uuid.UUID, changes: dict[str, Any], *, if_version: int | None,
-          now: datetime) -> dict[str, Any]:
+          now: datetime, source: str = "api") -> dict[str, Any]:
     """Apply a partial update under optimistic concurrency; emits `profile.updated` with what changed."""
     row = live(conn, pid)
     if if_version is not None and row["version"] != if_version:
@@ -154,7 +155,7 @@ def patch(conn: Connection, pid: uuid.UUID, changes: dict[str, Any], *, if_versi
     if result.rowcount != 1:  # another writer got there between our read and our update
         raise StaleVersion(_row(conn, pid)["version"])  # type: ignore[index]
     _emit(conn, EventType.PROFILE_UPDATED, pid, now,
-          {"profile_id": str(pid), "changed": store.to_json(changed), "source": "api"})
+          {"profile_id": str(pid), "changed": store.to_json(changed), "source": source})
     return {**row, **changed, "version": row["version"] + 1, "updated_at": now}
 
 
@@ -266,6 +267,9 @@ def erase(conn: Connection, pid: uuid.UUID, *, now: datetime) -> dict[str, Any]:
     s = merge_suggestions.c
     conn.execute(update(merge_suggestions).where(or_(s.profile_id.in_(ids), s.other_id.in_(ids)))
                  .values(identifiers="[]"))
+    # Outbound messages keep their state and counts; the address, body and threading go.
+    conn.execute(update(messages).where(messages.c.profile_id.in_(ids))
+                 .values(to_value="erased", request="{}"))
     o = outbox.c
     bodies = [{"b_seq": seq, "b_body": _scrub_event(body)}
               for seq, body in conn.execute(select(o.seq, o.body).where(o.subject.in_([str(i) for i in ids])))]

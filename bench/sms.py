@@ -1,0 +1,101 @@
+"""SMS webhook throughput: Twilio-shaped, signed form POSTs to `/channels/sms_twilio/inbound`
+through the X-Twilio-Signature check (twilio's RequestValidator) and a durable ingest, against a bare
+aiohttp handler that parses the same form, measured in the same run.
+
+    python bench/sms.py [--seconds 10] [--connections 64] [--rounds 3] [--no-pin]
+
+Requests are signed in advance with twilio's RequestValidator (wrk's Lua has no HMAC) and replayed
+in order; each is a new message from a new customer number, so each 200 is a new profile, a new
+interaction and its events, committed (SQLite WAL, synchronous=FULL) before the answer.
+Target (issue 4): a figure, with its ratio to the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import ingest as common  # noqa: E402
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+TOKEN = "bench-token"
+PUBLIC = "https://hub.example.com"
+PATH = "/channels/sms_twilio/inbound"
+
+
+def requests_lua(count: int) -> str:
+    validator = RequestValidator(TOKEN)
+    lines = ["local reqs = {}"]
+    for i in range(count):
+        params = {"MessageSid": f"SM{i:032x}", "SmsSid": f"SM{i:032x}", "AccountSid": ACCOUNT_SID,
+                  "From": f"+8210{20000000 + i:08d}", "To": "+15005550006", "Body": "배송지 변경 부탁드립니다",
+                  "NumMedia": "0", "NumSegments": "1", "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+        signature = validator.compute_signature(PUBLIC + PATH, params)
+        lines.append(f"reqs[{i + 1}] = {{{_lua(urlencode(params))}, {_lua(signature)}}}")
+    lines.append(f"""
+local n = 0
+request = function()
+  n = n % {count} + 1
+  local r = reqs[n]
+  return wrk.format("POST", "{PATH}", {{["Content-Type"] = "application/x-www-form-urlencoded",
+                                        ["X-Twilio-Signature"] = r[2]}}, r[1])
+end""")
+    return "\n".join(lines)
+
+
+def _lua(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="omnihub SMS webhook throughput against a bare aiohttp floor")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=120_000, help="distinct signed messages")
+    parser.add_argument("--no-pin", action="store_true")
+    args = parser.parse_args()
+    common.PIN = not args.no_pin
+    if not shutil.which("wrk"):
+        sys.exit("bench/sms.py needs wrk: apt-get install wrk")
+    floors, hubs = [], []
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "sms.lua"
+        script.write_text(requests_lua(args.requests))
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        omnihub = Path(sys.executable).with_name("omnihub")
+        for round_no in range(args.rounds):
+            port = common.free_port()
+            floors.append(common.measure([sys.executable, str(root / "bench/floor_server.py"), str(port)],
+                                         port, env, args, script))
+            port = common.free_port()
+            hub_env = {**env, "OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/sms{round_no}.db",
+                       "OMNIHUB_LOG_LEVEL": "WARNING", "OMNIHUB_PUBLIC_BASE_URL": PUBLIC,
+                       "OMNIHUB_BLOB_DIR": f"{tmp}/blobs",
+                       "OMNIHUB_ADAPTERS__SMS_TWILIO__ACCOUNT_SID": ACCOUNT_SID,
+                       "OMNIHUB_ADAPTERS__SMS_TWILIO__AUTH_TOKEN": TOKEN,
+                       "OMNIHUB_ADAPTERS__SMS_TWILIO__FROM_NUMBER": "+15005550006"}
+            hubs.append(common.measure([str(omnihub), "serve", "--port", str(port)], port, hub_env, args, script))
+    floor, hub = statistics.median(r for r, _ in floors), statistics.median(r for r, _ in hubs)
+    where = "server pinned to core 0, wrk to core 1" if common.PIN else "unpinned"
+    print(f"sms bench: wrk 1 thread, {args.connections} connections, {args.seconds}s x {args.rounds} rounds "
+          f"(medians), {where}")
+    print(f"floor  bare aiohttp form handler     : {floor:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in floors)}")
+    print(f"omnihub signed Twilio SMS webhook    : {hub:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in hubs)}")
+    print("                                       signature check + durable ingest (SQLite); p99 "
+          + ", ".join(p for _, p in hubs))
+    print(f"ratio                                : {hub / floor:9.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""`POST /v1/messages` and `GET /v1/messages/{id}`: send a message on a channel (DESIGN section 8).
+
+202 means the message is durably queued: the dispatcher sends it, and its state moves on with the
+provider's status callbacks. A repeated `idempotency_key` answers 200 with the first message.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from .. import keys
+from ..outbound import MessageRequest, OutboundRefused, accept
+from ..storage.engine import writer
+from ..storage.outbound_models import messages
+from .errors import error_response
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/messages")
+async def post_message(request: web.Request) -> web.Response:
+    req = MessageRequest.model_validate_json(await request.read(), context=request.app[keys.VALIDATION_CONTEXT])
+    channels = {a.channel: a.name for a in reversed(list(request.app[keys.ADAPTERS].values()))}
+    try:
+        async with writer(request.app[keys.ENGINE]).begin() as conn:  # type: ignore[union-attr]
+            row, created = await conn.run_sync(accept, req, adapters=channels, now=datetime.now(UTC))
+    except OutboundRefused as exc:
+        return error_response(exc.status, exc.error, f"{exc.field}: {exc.message}",
+                              [{"field": exc.field, "message": exc.message}])
+    request.app[keys.DISPATCHER].notify()
+    return web.json_response(_view(row), status=202 if created else 200,
+                             headers={"Location": f"/v1/messages/{row['id']}"})
+
+
+@routes.get("/v1/messages/{id}")
+async def get_message(request: web.Request) -> web.Response:
+    try:
+        message_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        return error_response(404, "not_found", "no such message", [{"field": "id", "message": "not a UUID"}])
+    async with request.app[keys.ENGINE].connect() as conn:
+        row = (await conn.execute(select(messages).where(messages.c.id == message_id))).mappings().first()
+    if row is None:
+        return error_response(404, "not_found", "no such message")
+    return web.json_response(_view(row))
+
+
+def _view(row: Any) -> dict[str, Any]:
+    request = json.loads(row["request"] or "{}")
+    return {
+        "id": str(row["id"]), "channel": row["channel"], "adapter": row["adapter"], "state": row["state"],
+        "purpose": row["purpose"], "to": {"type": row["to_type"], "value": row["to_value"]},
+        "profile_id": _s(row["profile_id"]), "in_reply_to": _s(row["in_reply_to"]),
+        "conversation_key": request.get("conversation_key"), "provider": row.get("provider"),
+        "provider_ref": row.get("provider_ref"), "interaction_id": _s(row.get("interaction_id")),
+        "attempts": row["attempts"], "error": ({"code": row.get("error_code"), "message": row.get("error_message")}
+                                               if row.get("error_code") else None),
+        "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+def _s(value: Any) -> str | None:
+    return None if value is None else str(value)

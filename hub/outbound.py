@@ -1,0 +1,197 @@
+"""Outbound messages: accepting a request, and the state a message goes through (DESIGN section 8).
+
+`accept` stores a request as a queued message in one transaction (after consent checks), so a 202
+means it will be sent even if the hub restarts; hub.dispatcher hands queued messages to their
+channel's adapter. `record_status` applies a provider's status report and emits `message.delivered`
+or `message.failed` in the same transaction. Statements run on a sync Connection (run_sync), as the
+profile API's do.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from sqlalchemy import Connection, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.base import DeliveryStatus, MessagePurpose, StatusUpdate
+from schemas import EventType, Identifier, Interaction, OmnihubError
+
+from .events import event_row
+from .ids import new_id
+from .storage import profiles_repo
+from .storage.engine import writer
+from .storage.models import interactions, outbox
+from .storage.outbound_models import messages
+
+# Later states win; a late "sent" callback never undoes "delivered". Failed is final.
+STATE_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
+# What identifier a channel's messages go to, for the built-in channels (adapters may add their own).
+RECIPIENT_TYPE = {"sms": "phone", "voice": "phone", "email": "email", "fax": "fax"}
+
+
+class OutboundRefused(OmnihubError):
+    def __init__(self, status: int, error: str, field: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error, self.field, self.message = status, error, field, message
+
+
+class MessageRequest(BaseModel):
+    """`POST /v1/messages`: to whom (an identifier, a profile, or the sender of the interaction
+    answered), on which channel, what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
+    to: Identifier | None = None
+    profile_id: uuid.UUID | None = None
+    in_reply_to: uuid.UUID | None = Field(None, description="an interaction id: answer it, in its thread")
+    purpose: MessagePurpose = MessagePurpose.TRANSACTIONAL
+    subject: Annotated[str, StringConstraints(max_length=998)] | None = None
+    text: Annotated[str, StringConstraints(max_length=65_536)] | None = None
+    html: Annotated[str, StringConstraints(max_length=1_048_576)] | None = None
+    unsubscribe_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _addressed(self) -> MessageRequest:
+        if self.to is None and self.profile_id is None and self.in_reply_to is None:
+            raise ValueError("give `to`, `profile_id` or `in_reply_to`")
+        if not (self.text or self.html):
+            raise ValueError("give `text` or `html`")
+        return self
+
+
+def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], now: datetime) -> tuple[dict, bool]:
+    """Store the request as a queued message. Returns (message row, created). `adapters` maps each
+    channel that has a running adapter to that adapter's name."""
+    m = messages.c
+    if req.idempotency_key:
+        found = conn.execute(select(messages).where(m.idempotency_key == req.idempotency_key)).mappings().first()
+        if found is not None:
+            return dict(found), False
+    thread: dict[str, Any] = {}
+    channel, to = req.channel, req.to
+    if req.in_reply_to is not None:
+        answered = _answered(conn, req.in_reply_to)
+        channel = channel or answered.channel
+        if channel == answered.channel:
+            thread = {"in_reply_to": answered.provider_ref, "conversation_key": answered.conversation_key,
+                      "references": _references(answered)}
+        if to is None and req.profile_id is None:
+            to = _reply_address(answered, RECIPIENT_TYPE.get(channel or ""))
+    if channel is None:
+        raise OutboundRefused(422, "validation_failed", "channel", "give `channel` (or `in_reply_to`)")
+    if channel not in adapters:
+        raise OutboundRefused(422, "no_adapter", "channel",
+                              f"no adapter runs for channel {channel!r}; running: {', '.join(sorted(adapters)) or 'none'}")
+    profile_id = req.profile_id
+    if to is None:
+        to = _profile_address(conn, profile_id, RECIPIENT_TYPE.get(channel))
+    if profile_id is None:
+        profile_id = profiles_repo.find_by_identifier(conn, to.key)
+    if profile_id is not None:
+        _check_consent(conn, profile_id, channel, req.purpose)
+    request = req.model_dump(mode="json", exclude_none=True, include={"subject", "text", "html", "unsubscribe_url"})
+    row = {"id": new_id(), "channel": channel, "adapter": adapters[channel], "profile_id": profile_id,
+           "to_type": to.type.value, "to_value": to.value, "purpose": req.purpose.value, "state": "queued",
+           "request": json.dumps({**request, **thread}), "idempotency_key": req.idempotency_key,
+           "in_reply_to": req.in_reply_to, "attempts": 0, "created_at": now, "updated_at": now}
+    conn.execute(messages.insert().values(**row))
+    return row, True
+
+
+def record_status(conn: Connection, adapter: str, update_: StatusUpdate, *, now: datetime) -> bool:
+    """Apply a provider's status report. False when no message of this adapter has that id."""
+    m = messages.c
+    query = select(messages).where(m.adapter == adapter)
+    if update_.message_id is not None:
+        query = query.where(m.id == update_.message_id)
+    else:
+        query = query.where(m.provider_ref == update_.provider_ref)
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        return False
+    new = update_.status.value
+    if STATE_RANK[new] <= STATE_RANK[row["state"]]:
+        return True  # out-of-order or repeated callback: nothing new
+    conn.execute(update(messages).where(m.id == row["id"]).values(
+        state=new, provider_ref=row["provider_ref"] or update_.provider_ref,
+        error_code=update_.error_code, error_message=(update_.error_message or "")[:500] or None,
+        updated_at=now))
+    if update_.status is DeliveryStatus.DELIVERED:
+        emit(conn, EventType.MESSAGE_DELIVERED, row, now)
+    elif update_.status is DeliveryStatus.FAILED:
+        emit(conn, EventType.MESSAGE_FAILED, row, now,
+             error_code=update_.error_code, error_message=update_.error_message)
+    return True
+
+
+def emit(conn: Connection, event_type: str, row: Any, now: datetime, **extra: Any) -> None:
+    data = {"message_id": str(row["id"]), "channel": row["channel"], "purpose": row["purpose"],
+            "provider_ref": row["provider_ref"], "interaction_id": _str(row["interaction_id"]),
+            "in_reply_to": _str(row["in_reply_to"]), **{k: v for k, v in extra.items() if v is not None}}
+    conn.execute(outbox.insert().values(**event_row(
+        event_type, now=now, data=data, channel=row["channel"], subject=row["profile_id"])))
+
+
+async def record_status_async(engine: AsyncEngine, adapter: str, update_: StatusUpdate,
+                              notify: Callable[[], None], *, now: datetime) -> bool:
+    async with writer(engine).begin() as conn:  # type: ignore[union-attr]
+        known = await conn.run_sync(record_status, adapter, update_, now=now)
+    notify()
+    return known
+
+
+def _answered(conn: Connection, interaction_id: uuid.UUID) -> Interaction:
+    doc = conn.execute(select(interactions.c.document).where(interactions.c.id == interaction_id)).scalar()
+    if doc is None:
+        raise OutboundRefused(404, "not_found", "in_reply_to", f"no interaction {interaction_id}")
+    return Interaction.model_validate_json(doc)
+
+
+def _references(answered: Interaction) -> list[str]:
+    earlier = answered.metadata.get("references")
+    refs = str(earlier).split() if earlier else []
+    return [*refs, answered.provider_ref] if answered.provider_ref else refs
+
+
+def _reply_address(answered: Interaction, wanted: str | None) -> Identifier:
+    for ident in answered.identifiers():
+        if wanted is None or ident.type.value == wanted:
+            return ident
+    raise OutboundRefused(422, "no_address", "in_reply_to",
+                          f"the interaction answered has no {wanted or 'usable'} address to reply to")
+
+
+def _profile_address(conn: Connection, profile_id: uuid.UUID | None, wanted: str | None) -> Identifier:
+    try:
+        profile = profiles_repo.get(conn, profile_id)
+    except profiles_repo.ProfileError as exc:
+        raise OutboundRefused(404, "not_found", "profile_id", f"no live profile {profile_id}: {exc}") from None
+    for ident in profile["identifiers"]:
+        if wanted is None or ident["type"] == wanted:
+            return Identifier.model_validate(ident)
+    raise OutboundRefused(422, "no_address", "profile_id", f"the profile has no {wanted} identifier")
+
+
+def _check_consent(conn: Connection, profile_id: uuid.UUID, channel: str, purpose: MessagePurpose) -> None:
+    """Marketing needs an explicit opt-in; anything the customer opted out of (SMS STOP) is refused."""
+    try:
+        consents = profiles_repo.live(conn, profile_id)["consents"] or {}
+    except profiles_repo.ProfileError as exc:
+        raise OutboundRefused(409, "profile_unavailable", "profile_id", str(exc)) from None
+    consent = consents.get(f"{channel}:{purpose.value}")
+    granted = consent.get("granted") if isinstance(consent, dict) else None
+    if granted is False or (purpose is MessagePurpose.MARKETING and granted is not True):
+        raise OutboundRefused(409, "no_consent", "to",
+                              f"no {channel}:{purpose.value} consent for this customer")
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,54 @@
+"""Tables for the channel adapters (issue 4): outbound messages and adapters' durable state.
+
+They share `metadata` with hub.storage.models so migrations and test resets see one schema.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, Uuid, text
+
+from .models import UTCDateTime, metadata
+
+MESSAGE_STATES = ("queued", "sending", "sent", "delivered", "read", "failed")
+
+# One outbound message. The hub accepts it (queued), a dispatcher hands it to the channel's adapter
+# (sending, with a lease so a crashed hub's claim expires), and the provider's status callbacks move
+# it on (sent -> delivered | failed). `to_value` is the recipient's identifier: erasure clears it.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("channel", String(32), nullable=False),
+    Column("adapter", String(64), nullable=False),
+    Column("profile_id", Uuid),
+    Column("to_type", String(32), nullable=False),
+    Column("to_value", String(320), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("state", String(16), nullable=False, server_default=text("'queued'")),
+    Column("request", Text, nullable=False),  # the accepted request as JSON: subject, text, html, threading
+    Column("idempotency_key", String(200)),
+    Column("in_reply_to", Uuid),  # the interaction this answers
+    Column("provider", String(64)),
+    Column("provider_ref", String(200)),
+    Column("interaction_id", Uuid),  # the outbound interaction recorded once sent
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("error_code", String(64)),
+    Column("error_message", String(500)),
+    Column("lease_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("idempotency_key", name="uq_messages_idempotency_key"),
+    Index("ix_messages_provider_ref", "adapter", "provider_ref"),
+    Index("ix_messages_pending", "state", "created_at"),
+    Index("ix_messages_profile_id", "profile_id"),
+)
+
+# Small values an adapter keeps across restarts, e.g. the IMAP poller's last UID per mailbox.
+adapter_state = Table(
+    "adapter_state",
+    metadata,
+    Column("adapter", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

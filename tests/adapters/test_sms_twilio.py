@@ -1,0 +1,244 @@
+"""Twilio SMS: keywords and consent, MMS media, outbound through the real twilio client, status
+callbacks, retries, threads. Every webhook is signed with twilio's own RequestValidator."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import quote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from sqlalchemy import text
+
+from adapters.base import PayloadError
+from hub import keys
+from hub.app import create_app
+from tests.adapters.conftest import PUBLIC_BASE_URL
+from tests.adapters.fake_twilio import OUR_NUMBER, inbound_params
+from tests.hub.conftest import eventually
+
+INBOUND = "/channels/sms_twilio/inbound"
+CUSTOMER = "+821012345678"
+
+
+@pytest.fixture
+async def hub(aiohttp_client, make_settings, twilio, twilio_config, tmp_path):
+    settings = make_settings(public_base_url=PUBLIC_BASE_URL, blob_dir=str(tmp_path / "blobs"),
+                             adapters={"sms_twilio": twilio_config})
+    client = await aiohttp_client(create_app(settings))
+    client.twilio = twilio
+    return client
+
+
+async def text_in(hub, body: str, frm: str = CUSTOMER, **kw):
+    params = inbound_params(frm=frm, body=body, **kw)
+    resp = await hub.twilio.post_signed(hub, PUBLIC_BASE_URL + INBOUND, INBOUND, params)
+    assert resp.status == 200, await resp.text()
+    return await resp.text()
+
+
+async def profile_of(hub, ident: str) -> dict:
+    resp = await hub.get(f"/v1/profiles?identifier={quote(ident)}")
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def timeline(hub, pid: str) -> list[dict]:
+    resp = await hub.get(f"/v1/profiles/{pid}/timeline")
+    return (await resp.json())["items"]
+
+
+async def send(hub, **body) -> dict:
+    resp = await hub.post("/v1/messages", json=body)
+    assert resp.status in (200, 202), await resp.text()
+    return await resp.json()
+
+
+async def message_state(hub, message_id: str, *wanted: str) -> dict:
+    async def check():
+        m = await (await hub.get(f"/v1/messages/{message_id}")).json()
+        return m if m["state"] in wanted else None
+    return await eventually(check, timeout=10)
+
+
+async def outbox_types(hub) -> list[str]:
+    async with hub.app[keys.ENGINE].connect() as conn:
+        return list((await conn.execute(text("SELECT type FROM outbox ORDER BY seq"))).scalars())
+
+
+# --- keywords and consent ---
+async def test_stop_opts_out_answers_twiml_and_blocks_marketing(hub):
+    reply = await text_in(hub, " stop ")
+    assert "<Message>You are unsubscribed" in reply
+    profile = await profile_of(hub, f"phone:{CUSTOMER}")
+    assert profile["consents"]["sms:marketing"]["granted"] is False
+    assert profile["consents"]["sms:transactional"]["granted"] is False
+    refused = await hub.post("/v1/messages", json={"channel": "sms", "to": {"type": "phone", "value": CUSTOMER},
+                                                   "text": "50% off today", "purpose": "marketing"})
+    assert refused.status == 409
+    assert (await refused.json())["fields"][0]["field"] == "to"
+    assert hub.twilio.sent == []
+    # START (here the configured Korean equivalent) opts back in, and the send goes out.
+    assert "resubscribed" in await text_in(hub, "수신동의")
+    profile = await profile_of(hub, f"phone:{CUSTOMER}")
+    assert profile["consents"]["sms:marketing"]["granted"] is True
+    sent = await send(hub, channel="sms", to={"type": "phone", "value": CUSTOMER}, text="50% off", purpose="marketing")
+    await message_state(hub, sent["id"], "sent")
+
+
+async def test_local_keyword_and_help(hub):
+    assert "unsubscribed" in await text_in(hub, "수신거부")
+    assert (await profile_of(hub, f"phone:{CUSTOMER}"))["consents"]["sms:marketing"]["granted"] is False
+    help_reply = await text_in(hub, "HELP", frm="+821099998888")
+    assert "Reply STOP" in help_reply
+    assert (await profile_of(hub, "phone:+821099998888"))["consents"] == {}
+    plain = await text_in(hub, "I want to stop by the store", frm="+821077776666")
+    assert "<Message>" not in plain  # not a keyword: an empty TwiML answer
+    assert (await profile_of(hub, "phone:+821077776666"))["consents"] == {}
+
+
+# --- MMS ---
+async def test_mms_media_is_fetched_into_the_blob_store(hub):
+    photo = b"\xff\xd8\xff\xe0 fake jpeg bytes" * 50
+    url = hub.twilio.add_media("ME1", photo, "image/jpeg")
+    await text_in(hub, "사진 보냅니다", media=[(url, "image/jpeg")])
+    items = await timeline(hub, (await profile_of(hub, f"phone:{CUSTOMER}"))["id"])
+    [attachment] = items[0]["attachments"]
+    assert attachment["sha256"] == hashlib.sha256(photo).hexdigest()
+    assert attachment["size"] == len(photo) and attachment["content_type"] == "image/jpeg"
+    assert await hub.app[keys.BLOBS].get(attachment["storage_ref"]) == photo
+
+
+async def test_mms_whose_media_cannot_be_fetched_is_still_taken(hub):
+    await text_in(hub, "", media=[(hub.twilio.base_url + "/media/missing", "image/png")])
+    items = await timeline(hub, (await profile_of(hub, f"phone:{CUSTOMER}"))["id"])
+    assert items[0].get("attachments", []) == []
+    assert items[0]["metadata"]["media_url_0"].endswith("/media/missing")
+
+
+# --- outbound and status callbacks ---
+async def test_send_then_delivered_callback(hub):
+    sent = await send(hub, channel="sms", to={"type": "phone", "value": "010-1234-5678"}, text="주문이 발송되었습니다")
+    done = await message_state(hub, sent["id"], "sent")
+    [seen] = hub.twilio.sent
+    assert seen["To"] == CUSTOMER and seen["From"] == OUR_NUMBER and seen["Body"] == "주문이 발송되었습니다"
+    assert seen["StatusCallback"] == f"{PUBLIC_BASE_URL}/channels/sms_twilio/status?message_id={sent['id']}"
+    assert done["provider_ref"] == seen["Sid"]
+    resp = await hub.twilio.status_callback(hub, seen, "delivered")
+    assert resp.status == 204
+    await message_state(hub, sent["id"], "delivered")
+    # A late "sent" does not undo "delivered".
+    await hub.twilio.status_callback(hub, seen, "sent")
+    assert (await message_state(hub, sent["id"], "delivered"))["state"] == "delivered"
+    assert (await outbox_types(hub)).count("message.delivered") == 1
+    # The sent message is on the customer's timeline.
+    items = await timeline(hub, (await profile_of(hub, f"phone:{CUSTOMER}"))["id"])
+    assert [i["direction"] for i in items] == ["outbound"]
+
+
+async def test_undelivered_callback_fails_the_message(hub):
+    sent = await send(hub, channel="sms", to={"type": "phone", "value": CUSTOMER}, text="hi")
+    await message_state(hub, sent["id"], "sent")
+    await hub.twilio.status_callback(hub, hub.twilio.sent[0], "undelivered", "30003")
+    failed = await message_state(hub, sent["id"], "failed")
+    assert failed["error"]["code"] == "30003"
+    assert "message.failed" in await outbox_types(hub)
+
+
+async def test_unsigned_status_callback_is_refused(hub):
+    sent = await send(hub, channel="sms", to={"type": "phone", "value": CUSTOMER}, text="hi")
+    await message_state(hub, sent["id"], "sent")
+    seen = hub.twilio.sent[0]
+    resp = await hub.post(f"/channels/sms_twilio/status?message_id={sent['id']}",
+                          data={"MessageSid": seen["Sid"], "MessageStatus": "delivered"})
+    assert resp.status == 403
+    assert (await (await hub.get(f"/v1/messages/{sent['id']}")).json())["state"] == "sent"
+
+
+async def test_transient_twilio_errors_are_retried_and_sent_once(hub):
+    hub.twilio.fail(CUSTOMER, (503, 20500), (429, 20429))
+    sent = await send(hub, channel="sms", to={"type": "phone", "value": CUSTOMER}, text="retry me")
+    await message_state(hub, sent["id"], "sent")
+    assert len(hub.twilio.sent) == 1
+
+
+async def test_permanent_twilio_error_fails_at_once(hub):
+    hub.twilio.fail(CUSTOMER, (400, 21211))
+    sent = await send(hub, channel="sms", to={"type": "phone", "value": CUSTOMER}, text="bad number")
+    failed = await message_state(hub, sent["id"], "failed")
+    assert failed["error"]["code"] == "21211" and failed["attempts"] == 1
+    assert hub.twilio.sent == [] and not hub.twilio.failures[CUSTOMER]
+    assert "message.failed" in await outbox_types(hub)
+
+
+async def test_idempotency_key_sends_once(hub):
+    body = {"channel": "sms", "to": {"type": "phone", "value": CUSTOMER}, "text": "once", "idempotency_key": "ord-1"}
+    first, second = await send(hub, **body), await send(hub, **body)
+    assert first["id"] == second["id"]
+    await message_state(hub, first["id"], "sent")
+    assert len(hub.twilio.sent) == 1
+
+
+async def test_bad_message_requests_name_the_field(hub):
+    cases = [({"channel": "sms", "text": "x"}, "body"),  # no recipient
+             ({"channel": "fax", "to": {"type": "fax", "value": CUSTOMER}, "text": "x"}, "channel"),
+             ({"channel": "sms", "to": {"type": "phone", "value": "12"}, "text": "x"}, "to.value")]
+    for body, field in cases:
+        resp = await hub.post("/v1/messages", json=body)
+        assert resp.status == 422, (body, await resp.text())
+        fields = [f["field"] for f in (await resp.json())["fields"]]
+        assert any(f.startswith(field) for f in fields), (body, fields)
+
+
+# --- threads ---
+async def test_agent_reply_lands_in_the_customers_thread(hub):
+    await text_in(hub, "배송지 변경 부탁드립니다")
+    pid = (await profile_of(hub, f"phone:{CUSTOMER}"))["id"]
+    [inbound] = await timeline(hub, pid)
+    sent = await send(hub, in_reply_to=inbound["id"], text="네, 변경해 드렸습니다")
+    await message_state(hub, sent["id"], "sent")
+    await eventually(lambda: _count_timeline(hub, pid, 2))
+    items = await timeline(hub, pid)
+    assert {i["direction"] for i in items} == {"inbound", "outbound"}
+    assert len({i["conversation_key"] for i in items}) == 1
+    assert hub.twilio.sent[0]["To"] == CUSTOMER
+
+
+async def _count_timeline(hub, pid, n):
+    return len(await timeline(hub, pid)) == n
+
+
+# --- the parser under fuzz ---
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.dictionaries(st.sampled_from(["MessageSid", "SmsSid", "From", "To", "Body", "NumMedia", "MediaUrl0",
+                                        "MediaContentType0", "AccountSid"]),
+                       st.text(max_size=40), max_size=9))
+def test_normalize_never_raises_anything_but_payload_errors(sms_adapter, form):
+    try:
+        interaction = sms_adapter.normalize(form)
+    except (PayloadError, ValidationError):
+        return
+    assert interaction.provider_ref and interaction.sender.identifiers[0].type == "phone"
+
+
+@pytest.fixture
+def sms_adapter(parser_config):
+    from datetime import UTC, datetime
+
+    from adapters.base import AdapterDeps
+    from adapters.sms_twilio import TwilioSmsAdapter, TwilioSmsConfig
+    from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
+
+    deps = AdapterDeps(ingest=None, report_status=None, blobs=None, state=None,  # type: ignore[arg-type]
+                       clock=lambda: datetime.now(UTC), public_base_url=PUBLIC_BASE_URL,
+                       validation_context={DEFAULT_REGION_KEY: "KR", CHANNELS_KEY: BUILTIN_CHANNELS})
+    return TwilioSmsAdapter(TwilioSmsConfig.model_validate(parser_config), deps)
+
+
+@pytest.fixture
+def parser_config():  # the parser needs no running fake
+    return {"account_sid": "AC" + "0" * 32, "auth_token": "t", "from_number": OUR_NUMBER,
+            "keywords": {"opt_out": ["수신거부"]}}
+
