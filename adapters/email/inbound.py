@@ -9,6 +9,7 @@ path stored it first.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC
 
 from adapters.base import AdapterDeps, DeliveryStatus, IngestOutcome, StatusUpdate
@@ -31,6 +32,15 @@ async def accept(parsed: ParsedEmail, deps: AdapterDeps) -> IngestOutcome:
         # raised gets the report made again, and the hub ignores a status it already has.
         occurred = parsed.interaction.occurred_at.astimezone(UTC)
         await deps.report_status(StatusUpdate(
-            provider_ref=bounce.original_message_id, status=DeliveryStatus.FAILED, occurred_at=occurred,
+            provider_ref=bounce.original_message_id, message_id=_our_message_id(bounce.original_message_id),
+            status=DeliveryStatus.FAILED, occurred_at=occurred,
             error_code=bounce.status, error_message=(bounce.diagnostic or bounce.recipient or None)))
     return outcome
+
+
+def _our_message_id(message_id: str) -> uuid.UUID | None:
+    """The hub's message id in a Message-ID we generated (`<id>@<our domain>`, smtp_sender)."""
+    try:
+        return uuid.UUID(message_id.partition("@")[0])
+    except ValueError:
+        return None

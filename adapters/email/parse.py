@@ -177,6 +177,14 @@ def parse(raw: bytes, *, now: datetime, context: Mapping[str, Any] | None = None
         metadata["email.message_id"] = message_id[:_MAX_META]
     if in_reply_to:
         metadata["email.in_reply_to"] = in_reply_to[:_MAX_META]
+    if references:
+        # The hub's outbound threading reads `references` (space-separated) to build a reply's
+        # References; when too long, keep the root and the most recent, as RFC 5322 suggests.
+        kept = list(references)
+        while len(kept) > 1 and len(" ".join(kept)) > _MAX_META:
+            del kept[1]
+        if len(" ".join(kept)) <= _MAX_META:
+            metadata["references"] = " ".join(kept)
 
     attachments = walk.attachments[:MAX_ATTACHMENTS]
     dropped = len(walk.attachments) - len(attachments)

@@ -56,9 +56,11 @@ def thread_ids(message: OutboundMessage) -> tuple[str | None, list[str]]:
         refs.append(key[len(threads.KEY_PREFIX):])
     for ident in (*message.references, message.in_reply_to):
         ident = threads.normalize_msgid(ident)
-        if ident and ident not in refs:
+        if ident and ident not in refs and threads.is_message_id(ident):
             refs.append(ident)
-    in_reply_to = threads.normalize_msgid(message.in_reply_to) or (refs[-1] if refs else None)
+    in_reply_to = threads.normalize_msgid(message.in_reply_to)
+    if in_reply_to is None or not threads.is_message_id(in_reply_to):
+        in_reply_to = refs[-1] if refs else None
     return in_reply_to, refs
 
 

@@ -41,6 +41,11 @@ def msgid_list(value: str | None) -> list[str]:
     return out
 
 
+def is_message_id(value: str) -> bool:
+    """False for the hashes that stand in for a missing or oversized Message-ID (provider_ref)."""
+    return not value.startswith(("sha256:", "msgid-sha256:"))
+
+
 def thread_root(message_id: str | None, in_reply_to: str | None, references: list[str]) -> str | None:
     if references:
         return references[0]

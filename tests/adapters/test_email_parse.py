@@ -232,3 +232,13 @@ def test_fuzz_arbitrary_bytes(raw):
 def test_fuzz_header_text(headers, body):
     raw = "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n" + body
     _parses_or_refuses(raw.encode("utf-8", "surrogatepass"))
+
+
+def test_references_are_kept_for_the_hubs_reply_threading():
+    reply = parse((CORPUS / "16_reply_thread.eml").read_bytes(), now=NOW).interaction
+    assert reply.metadata["references"] == \
+        "CAF1042.plain@mail.example.com 0192bbbb-1111-7ccc-8ddd-000000001042@shop.example"
+    many = " ".join(f"<id{i:04d}@example.com>" for i in range(500))
+    raw = f"From: a@example.com\r\nMessage-ID: <x@y>\r\nReferences: {many}\r\n\r\nhi\r\n".encode()
+    kept = parse(raw, now=NOW).interaction.metadata["references"].split()
+    assert kept[0] == "id0000@example.com" and kept[-1] == "id0499@example.com" and len(" ".join(kept)) <= 2048

@@ -181,3 +181,13 @@ def result_time():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_a_reply_to_mail_without_message_id_does_not_reference_its_hash(server):
+    handler, port = server()
+    digest = "sha256:" + "ab" * 32
+    result = await sender_for(port).send(outbound(text="x", in_reply_to=digest, references=(digest,),
+                                                  conversation_key=f"email:{digest}"))
+    sent = received(handler)
+    assert "In-Reply-To" not in sent and "References" not in sent
+    assert result.conversation_key == f"email:{result.provider_ref}"
