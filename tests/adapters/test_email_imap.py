@@ -1,0 +1,184 @@
+"""The IMAP poller against a real Dovecot started for each test (tests/adapters/dovecot.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import smtplib
+from pathlib import Path
+
+import pytest
+
+from hub.pipeline import Pipeline
+from hub.storage.engine import create_engine
+from hub.storage.migrate import upgrade
+
+from .dovecot import start_dovecot, stop_dovecot
+from .email_support import MemoryState, Recorder, make_adapter, make_deps
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "email"
+
+
+@pytest.fixture
+def dovecot(tmp_path):
+    server = start_dovecot(tmp_path)
+    yield server
+    stop_dovecot(server)
+
+
+def _append(server, raw: bytes) -> None:
+    with imaplib.IMAP4(server.host, server.port, timeout=10) as client:
+        client.login(server.username, server.password)
+        client.append("INBOX", None, None, raw)
+
+
+async def append(server, *names: str) -> None:
+    for name in names:
+        await asyncio.to_thread(_append, server, (CORPUS / name).read_bytes())
+
+
+def _flags(server) -> list[bytes]:
+    with imaplib.IMAP4(server.host, server.port, timeout=10) as client:
+        client.login(server.username, server.password)
+        client.select("INBOX", readonly=True)
+        return client.uid("FETCH", "1:*", "(FLAGS)")[1]
+
+
+def imap_config(server, **overrides) -> dict:
+    return {"imap": {"host": server.host, "port": server.port, "ssl": False, "username": server.username,
+                     "password": server.password, "poll_interval_s": 5, "timeout_s": 5,
+                     "reconnect_max_s": 0.5, **overrides}}
+
+
+async def eventually(predicate, timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def running(config: dict, recorder: Recorder, state: MemoryState | None = None):
+    adapter = make_adapter(config, make_deps(recorder.ingest, recorder.report_status, state=state))
+    await adapter.start()
+    return adapter
+
+
+async def test_reads_the_mailbox_then_new_mail_through_idle_and_leaves_it_unseen(dovecot):
+    await append(dovecot, "05_euc_kr.eml", "04_nested_mixed.eml")
+    recorder, state = Recorder(), MemoryState()
+    adapter = await running(imap_config(dovecot), recorder, state)
+    try:
+        await eventually(lambda: len(recorder.interactions) == 2)
+        await asyncio.wait_for(adapter.poller.connected.wait(), 10)
+        await append(dovecot, "14_shift_jis.eml")  # arrives while the poller IDLEs (poll is 5 s away)
+        await eventually(lambda: len(recorder.interactions) == 3, timeout=4)
+    finally:
+        await adapter.stop()
+    first, nested, sjis = recorder.interactions
+    assert first.subject == "배송지 변경 부탁드립니다" and first.metadata["email.via"] == "imap"
+    assert len(nested.attachments) == 2 and all(a.storage_ref for a in nested.attachments)
+    assert sjis.subject == "商品未着のお問い合わせ"
+    (saved,) = state.values.values()
+    assert saved.endswith(":3")
+    assert not any(b"\\Seen" in line for line in await asyncio.to_thread(_flags, dovecot))
+
+
+async def test_a_restarted_poller_does_not_read_anything_twice(dovecot):
+    await append(dovecot, "01_plain_ascii.eml", "02_alternative.eml")
+    recorder, state = Recorder(), MemoryState()
+    adapter = await running(imap_config(dovecot), recorder, state)
+    await eventually(lambda: recorder.calls == 2)
+    await adapter.stop()
+    await append(dovecot, "03_html_only.eml")
+    again = await running(imap_config(dovecot), recorder, state)  # same state store: "after a restart"
+    try:
+        await eventually(lambda: recorder.calls == 3)
+        await asyncio.wait_for(again.poller.connected.wait(), 10)
+        await asyncio.sleep(0.3)
+    finally:
+        await again.stop()
+    assert recorder.calls == 3  # the ingest was never even asked about the first two again
+    assert [i.subject for i in recorder.interactions] == [
+        "Where is my order #1042?", "Refund for damaged lamp", "Newsletter question"]
+
+
+async def test_without_idle_it_polls(dovecot):
+    recorder = Recorder()
+    adapter = await running(imap_config(dovecot, idle=False, poll_interval_s=0.2), recorder)
+    try:
+        await asyncio.wait_for(adapter.poller.connected.wait(), 10)
+        await append(dovecot, "15_iso_8859_1.eml")
+        await eventually(lambda: len(recorder.interactions) == 1)
+    finally:
+        await adapter.stop()
+    assert recorder.interactions[0].subject == "Problème de livraison à Lyon"
+
+
+async def test_a_failed_ingest_saves_nothing_and_the_message_is_taken_after_reconnecting(dovecot):
+    await append(dovecot, "06_iso2022kr.eml")
+    recorder, state = Recorder(fail=True), MemoryState()
+    adapter = await running(imap_config(dovecot), recorder, state)
+    try:
+        await eventually(lambda: recorder.calls >= 2)  # tried, failed, reconnected, tried again
+        assert state.values == {}
+        recorder.fail = False
+        await eventually(lambda: len(recorder.interactions) == 1)
+        await eventually(lambda: bool(state.values))
+    finally:
+        await adapter.stop()
+    assert recorder.interactions[0].subject == "환불 문의"
+
+
+async def test_a_changed_uidvalidity_reads_the_mailbox_again(dovecot):
+    await append(dovecot, "07_quoted_printable.eml")
+    recorder, state = Recorder(), MemoryState()
+    adapter = await running(imap_config(dovecot), recorder, state)
+    await eventually(lambda: recorder.calls == 1)
+    await adapter.stop()
+    (key,) = state.values
+    state.values[key] = "12345:99"  # as if the mailbox had been rebuilt
+    again = await running(imap_config(dovecot), recorder, state)
+    try:
+        await eventually(lambda: recorder.calls == 2)
+    finally:
+        await again.stop()
+    assert len(recorder.interactions) == 1  # the second read was a repeat
+
+
+async def test_a_wrong_password_keeps_retrying_and_stops_cleanly(dovecot):
+    recorder = Recorder()
+    adapter = await running(imap_config(dovecot, password="wrong"), recorder)
+    await asyncio.sleep(1.5)
+    assert not adapter.poller.connected.is_set()
+    await asyncio.wait_for(adapter.stop(), 10)
+    assert recorder.calls == 0
+
+
+async def test_the_same_message_by_smtp_and_by_imap_is_stored_once(dovecot, tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/omnihub.db")
+    await upgrade(engine)
+    pipeline = Pipeline(engine)
+    await pipeline.start()
+    statuses = Recorder()
+    config = {"smtp_listen": "127.0.0.1:0", "trusted_networks": ["127.0.0.0/8"], **imap_config(dovecot)}
+    adapter = make_adapter(config, make_deps(pipeline.ingest, statuses.report_status))
+    await adapter.start()
+    raw = (CORPUS / "16_reply_thread.eml").read_bytes()
+    try:
+        def smtp_send() -> None:
+            with smtplib.SMTP("127.0.0.1", adapter.listener.port, timeout=10) as client:
+                client.sendmail("alice@example.com", ["help@shop.example"], raw)
+
+        await asyncio.to_thread(smtp_send)
+        await asyncio.to_thread(_append, dovecot, raw)  # and a copy lands in the mailbox
+        await asyncio.wait_for(adapter.poller.connected.wait(), 10)
+        await eventually(lambda: bool(adapter.deps.state.values))  # the IMAP copy was taken
+    finally:
+        await adapter.stop()
+        await pipeline.stop()
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT provider, provider_ref FROM interactions"))).all()
+    await engine.dispose()
+    assert [tuple(r) for r in stored] == [("email", "CAF1042.reply2@mail.example.com")]
