@@ -11,11 +11,13 @@ from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 
 from . import keys
 from .api import interactions as interactions_api
+from .api import asyncapi as asyncapi_api
 from .api import meta as meta_api
 from .api import profiles as profiles_api
 from .api import routing as routing_api
 from .api import rules as rules_api
 from .api.errors import json_errors
+from .commands import CommandConsumer
 from .identity import ProfilePolicy
 from .metrics import Metrics
 from .outbox import OutboxRelay
@@ -28,6 +30,7 @@ from .settings import Settings
 from .storage import repositories as repo
 from .storage.engine import create_engine
 from .storage.migrate import upgrade
+from .topology import Topology
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -44,11 +47,13 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(scheduler_ctx)  # rules (issue 5): timers and schedules
     app.cleanup_ctx.append(_router)  # routing (issue 6)
+    app.cleanup_ctx.append(_commands)  # back-office (issue 7): after the pipeline it feeds
     app.add_routes(meta_api.routes)
     app.add_routes(interactions_api.routes)
     app.add_routes(routing_api.routes)  # routing (issue 6)
     app.add_routes(rules_api.routes)  # rules (issue 5)
     app.add_routes(profiles_api.routes)  # profiles (issue 3)
+    app.add_routes(asyncapi_api.routes)  # back-office (issue 7)
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -106,6 +111,25 @@ async def _router(app: web.Application) -> AsyncIterator[None]:
     await service.start()
     yield
     await service.stop()
+
+
+# --- back-office (issue 7) ---
+async def _commands(app: web.Application) -> AsyncIterator[None]:
+    """Consume omnihub.commands (declaring the topology first) when a broker is configured."""
+    settings = app[keys.SETTINGS]
+    if settings.amqp_url is None or not settings.backoffice.commands_enabled:
+        yield
+        return
+    consumer = CommandConsumer(
+        app[keys.ENGINE], url=settings.amqp_url.get_secret_value(), topology=Topology.from_settings(settings),
+        settings=settings.backoffice, pipeline=app[keys.PIPELINE], segments=app[keys.PIPELINE].policy.segments,
+        validation_context=app[keys.VALIDATION_CONTEXT], on_commit=[app[keys.RELAY].notify],
+        outbound=lambda: app.get(keys.OUTBOUND), backoff_max_s=settings.relay_backoff_max_s,
+    )
+    app[keys.COMMANDS] = consumer
+    await consumer.start()
+    yield
+    await consumer.stop()
 
 
 async def _metrics(request: web.Request) -> web.Response:

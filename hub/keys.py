@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
+    from .commands import CommandConsumer, OutboundSender
     from .metrics import Metrics
     from .outbox import OutboxRelay
     from .pipeline import Pipeline
@@ -31,3 +32,7 @@ SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")
 # Set before start-up to drive timers and schedules in virtual time (tests); default: the wall clock.
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 RELOAD_ON_SIGHUP: web.AppKey[bool] = web.AppKey("reload_on_sighup", bool)  # set by `omnihub serve`
+# --- back-office (issue 7) ---
+COMMANDS: web.AppKey[CommandConsumer] = web.AppKey("commands")  # set only when amqp_url is configured
+# The outbound module registers its sender here for `message.send` commands; unset, they are stored.
+OUTBOUND: web.AppKey[OutboundSender] = web.AppKey("outbound")

@@ -128,7 +128,7 @@ def timeline(conn: Connection, pid: uuid.UUID, *, limit: int, cursor: tuple[date
 
 # --- update ---
 def patch(conn: Connection, pid: uuid.UUID, changes: dict[str, Any], *, if_version: int | None,
-          now: datetime) -> dict[str, Any]:
+          now: datetime, source: str = "api") -> dict[str, Any]:
     """Apply a partial update under optimistic concurrency; emits `profile.updated` with what changed."""
     row = live(conn, pid)
     if if_version is not None and row["version"] != if_version:
@@ -154,7 +154,7 @@ def patch(conn: Connection, pid: uuid.UUID, changes: dict[str, Any], *, if_versi
     if result.rowcount != 1:  # another writer got there between our read and our update
         raise StaleVersion(_row(conn, pid)["version"])  # type: ignore[index]
     _emit(conn, EventType.PROFILE_UPDATED, pid, now,
-          {"profile_id": str(pid), "changed": store.to_json(changed), "source": "api"})
+          {"profile_id": str(pid), "changed": store.to_json(changed), "source": source})
     return {**row, **changed, "version": row["version"] + 1, "updated_at": now}
 
 
