@@ -43,9 +43,10 @@ def record(conn: Connection, *, message_id: str, command: str, outcome: str, res
     `command.<outcome>.<command>`), both in the caller's transaction."""
     conn.execute(command_log.insert().values(message_id=message_id, command=command, outcome=outcome,
                                              result=json.dumps(result, default=str), applied_at=now))
-    event_type = EventType.COMMAND_COMPLETED if outcome == "completed" else EventType.COMMAND_REJECTED
     data = {"command": command, "message_id": message_id, "correlation_id": correlation_id, **result}
-    store.insert_rows(conn, outbox, [event_row(event_type, now=now, channel=command, subject=subject, data=data)])
+    store.insert_rows(conn, outbox, [event_row(
+        EventType.COMMAND_COMPLETED if outcome == "completed" else EventType.COMMAND_REJECTED,
+        now=now, channel=command, subject=subject, data=data)])
 
 
 def upsert_profile(conn: Connection, cmd: ProfileUpsert, *, now: datetime, segments: SegmentSet | None) -> dict[str, Any]:
