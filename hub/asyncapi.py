@@ -55,7 +55,8 @@ _DESCRIPTIONS = {
     EventType.MESSAGE_FAILED: ("an outbound message could not be delivered", _OBJECT, None),
     EventType.CAMPAIGN_COMPLETED: ("a campaign finished sending", _OBJECT, None),
     EventType.COMMAND_COMPLETED: ("a command from omnihub.commands was applied (or was a duplicate)", _COMMAND, "command"),
-    EventType.COMMAND_REJECTED: ("a command was refused and dead-lettered", _COMMAND, "command"),
+    EventType.COMMAND_REJECTED: ("reserved: a refused command is reported today by its dead letter (omnihub.dead)",
+                                 _COMMAND, "command"),
 }
 # The router reports these with its own kinds (routing.events); EventType names only some of them.
 _ROUTER_TYPES = {f"task.{k.value}" for k in TaskEventKind} | {f"agent.{k.value}" for k in AgentEventKind}
