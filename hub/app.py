@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,6 +16,7 @@ from . import keys
 from .adapters_runtime import adapters_ctx, mount_adapters
 from .api import interactions as interactions_api
 from .api import messages as messages_api
+from .api import asyncapi as asyncapi_api
 from .api import meta as meta_api
 from .api import profiles as profiles_api
 from .api import routing as routing_api
@@ -20,8 +24,10 @@ from .api import rules as rules_api
 from .api.errors import json_errors
 from .consent_step import consent_step
 from .dispatcher import Dispatcher
+from .commands import CommandConsumer
 from .identity import ProfilePolicy
 from .metrics import Metrics
+from .outbound import accept_command
 from .outbox import OutboxRelay
 from .pipeline import Pipeline
 from .router_service import RouterService
@@ -30,8 +36,9 @@ from .rules_runtime import rules_ctx, scheduler_ctx
 from .segments import SegmentSet
 from .settings import Settings
 from .storage import repositories as repo
-from .storage.engine import create_engine
+from .storage.engine import create_engine, writer
 from .storage.migrate import upgrade
+from .topology import Topology
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -51,12 +58,14 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_dispatcher)  # outbound (issue 4)
     app.cleanup_ctx.append(adapters_ctx)  # adapters (issue 4): inbound only once everything runs
     mount_adapters(app)
+    app.cleanup_ctx.append(_commands)  # back-office (issue 7): after the pipeline it feeds
     app.add_routes(meta_api.routes)
     app.add_routes(interactions_api.routes)
     app.add_routes(routing_api.routes)  # routing (issue 6)
     app.add_routes(rules_api.routes)  # rules (issue 5)
     app.add_routes(profiles_api.routes)  # profiles (issue 3)
     app.add_routes(messages_api.routes)  # outbound (issue 4)
+    app.add_routes(asyncapi_api.routes)  # back-office (issue 7)
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -123,9 +132,40 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
                             max_attempts=settings.outbound_max_attempts,
                             concurrency=settings.outbound_concurrency)
     app[keys.DISPATCHER] = dispatcher
+    app[keys.OUTBOUND] = functools.partial(_send_command, app)  # back-office message.send (issue 7)
     await dispatcher.start()
     yield
     await dispatcher.stop()
+
+
+async def _send_command(app: web.Application, command: Any, message_id: str) -> dict[str, Any] | None:
+    if command.body is None:
+        return None  # templates are not built yet: the consumer keeps it in scheduled_actions
+    channels = {a.channel: a.name for a in reversed(list(app[keys.ADAPTERS].values()))}
+    async with writer(app[keys.ENGINE]).begin() as conn:  # type: ignore[union-attr]
+        result = await conn.run_sync(accept_command, command, message_id, adapters=channels,
+                                     now=datetime.now(UTC))
+    app[keys.DISPATCHER].notify()
+    return result
+
+
+# --- back-office (issue 7) ---
+async def _commands(app: web.Application) -> AsyncIterator[None]:
+    """Consume omnihub.commands (declaring the topology first) when a broker is configured."""
+    settings = app[keys.SETTINGS]
+    if settings.amqp_url is None or not settings.backoffice.commands_enabled:
+        yield
+        return
+    consumer = CommandConsumer(
+        app[keys.ENGINE], url=settings.amqp_url.get_secret_value(), topology=Topology.from_settings(settings),
+        settings=settings.backoffice, pipeline=app[keys.PIPELINE], segments=app[keys.PIPELINE].policy.segments,
+        validation_context=app[keys.VALIDATION_CONTEXT], on_commit=[app[keys.RELAY].notify],
+        outbound=lambda: app.get(keys.OUTBOUND), backoff_max_s=settings.relay_backoff_max_s,
+    )
+    app[keys.COMMANDS] = consumer
+    await consumer.start()
+    yield
+    await consumer.stop()
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -134,8 +174,6 @@ async def _metrics(request: web.Request) -> web.Response:
         pending, oldest = await repo.outbox_backlog(conn)
     metrics.outbox_pending.set(pending)
     if oldest is not None:
-        from datetime import UTC, datetime
-
         metrics.outbox_lag_seconds.set((datetime.now(UTC) - oldest).total_seconds())
     else:
         metrics.outbox_lag_seconds.set(0)

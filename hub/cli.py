@@ -13,6 +13,8 @@ import rules.cli
 from schemas.export import SCHEMA_MODELS, json_schema
 
 from . import rules_replay
+from . import asyncapi_cli, dlq_cli  # back-office (issue 7)
+from .connectors import cli as connectors_cli  # back-office (issue 7)
 from .settings import ConfigError, Settings, load_settings
 
 
@@ -100,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     rules.cli.add_commands(rules_sub)
     rules_replay.add_command(rules_sub)
     routing.cli.add_commands(sub)
+    # --- back-office (issue 7) ---
+    connectors_cli.add_command(sub)
+    dlq_cli.add_command(sub)
+    asyncapi_cli.add_command(sub)
     return parser
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from .blobs import FileBlobStore
     from .dispatcher import Dispatcher
+    from .commands import CommandConsumer, OutboundSender
     from .metrics import Metrics
     from .outbox import OutboxRelay
     from .pipeline import Pipeline
@@ -39,3 +40,7 @@ RELOAD_ON_SIGHUP: web.AppKey[bool] = web.AppKey("reload_on_sighup", bool)  # set
 ADAPTERS: web.AppKey[dict[str, ChannelAdapter]] = web.AppKey("adapters")  # by adapter name
 BLOBS: web.AppKey[FileBlobStore] = web.AppKey("blobs")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
+# --- back-office (issue 7) ---
+COMMANDS: web.AppKey[CommandConsumer] = web.AppKey("commands")  # set only when amqp_url is configured
+# The outbound module registers its sender here for `message.send` commands; unset, they are stored.
+OUTBOUND: web.AppKey[OutboundSender] = web.AppKey("outbound")

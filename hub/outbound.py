@@ -106,6 +106,43 @@ def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], n
     return row, True
 
 
+def accept_command(conn: Connection, cmd: Any, message_id: str, *, adapters: dict[str, str],
+                   now: datetime) -> dict[str, Any]:
+    """A `message.send` command (schemas.commands.MessageSend) as a queued message; the command's
+    message_id is its idempotency key, so a redelivered command queues nothing twice."""
+    to = cmd.to.identifier
+    channel = _choose_channel(conn, cmd.channel, to, cmd.to.profile_id, adapters)
+    req = MessageRequest(channel=channel, to=to, profile_id=cmd.to.profile_id, purpose=cmd.purpose,
+                         text=cmd.body, idempotency_key=f"command:{message_id}")
+    try:
+        row, created = accept(conn, req, adapters=adapters, now=now)
+    except OutboundRefused as exc:
+        return {"queued": False, "error": exc.error, "field": exc.field, "message": exc.message}
+    return {"queued": True, "message_id": str(row["id"]), "channel": row["channel"], "created": created}
+
+
+def _choose_channel(conn: Connection, wanted: Any, to: Identifier | None, profile_id: uuid.UUID | None,
+                    adapters: dict[str, str]) -> str | None:
+    """The first wanted channel that runs here and can reach the customer; "auto" tries the
+    profile's preferred channels, then every running one."""
+    known: set[str] = set()
+    preferred: list[str] = []
+    if to is not None:
+        known.add(to.type.value)
+    elif profile_id is not None:
+        try:
+            profile = profiles_repo.get(conn, profile_id)
+        except profiles_repo.ProfileError:
+            return None  # accept() answers for the missing profile
+        known.update(i["type"] for i in profile["identifiers"])
+        preferred = list(profile.get("preferred_channels") or [])
+    order = [*preferred, *adapters] if wanted == "auto" else list(wanted)
+    for channel in order:
+        if channel in adapters and RECIPIENT_TYPE.get(channel, "") in known:
+            return channel
+    return None
+
+
 def record_status(conn: Connection, adapter: str, update_: StatusUpdate, *, now: datetime) -> bool:
     """Apply a provider's status report. False when no message of this adapter has that id."""
     m = messages.c

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -96,6 +96,38 @@ class ValueScoreSettings(BaseModel):
     tiers: dict[str, float] = Field(default_factory=dict)
 
 
+# --- back-office (issue 7) ---
+class QueueSettings(BaseModel):
+    """Arguments of the queues the hub and its workers declare (DESIGN section 5).
+
+    Quorum queues (RabbitMQ 3.8+) count deliveries and dead-letter a message redelivered more
+    than `delivery_limit` times (a consumer that crashes on it every time); with 3.10+ the
+    dead-lettering is at-least-once. Classic queues have neither: the consumers' own attempt
+    count is then the only limit. Changing the type of an existing queue needs it deleted first
+    (the broker refuses a redeclaration with other arguments).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["classic", "quorum"] = "quorum"
+    delivery_limit: int | None = Field(20, ge=1)  # quorum only
+    at_least_once_dead_lettering: bool = True  # quorum only, RabbitMQ 3.10+
+
+
+class BackofficeSettings(BaseModel):
+    """The RabbitMQ topology beyond the events exchange: commands in, dead letters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    commands_enabled: bool = True  # consume omnihub.commands when amqp_url is set
+    commands_exchange: str = "omnihub.commands"
+    commands_queue: str = "omnihub.commands"
+    dead_exchange: str = "omnihub.dead"
+    dead_queue: str = "omnihub.dead"
+    queues: QueueSettings = Field(default_factory=QueueSettings)
+    command_prefetch: int = Field(50, ge=1, le=10_000)
+    command_attempts: int = Field(5, ge=1, le=100)  # tries of a failing apply before dead-lettering
+    declare_topology: bool = True  # false: an operator pre-declared it (see README)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -132,6 +164,7 @@ class Settings(BaseSettings):
     # Segment name -> a rules `when:` condition on `profile.*`, e.g.
     # {big-spender: {field: profile.monetary, op: gte, value: 1000000}}; recomputed on every change.
     segments: dict[str, dict[str, Any]] = Field(default_factory=dict)  # profiles (issue 3)
+    backoffice: BackofficeSettings = Field(default_factory=BackofficeSettings)  # back-office (issue 7)
 
     @field_validator("default_region")
     @classmethod

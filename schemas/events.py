@@ -27,6 +27,9 @@ class EventType(enum.StrEnum):
     MESSAGE_DELIVERED = "message.delivered"
     MESSAGE_FAILED = "message.failed"
     CAMPAIGN_COMPLETED = "campaign.completed"
+    # back-office (issue 7): the outcome of a command received on omnihub.commands
+    COMMAND_COMPLETED = "command.completed"
+    COMMAND_REJECTED = "command.rejected"
 
 
 def routing_key(event_type: str, channel: str | None = None) -> str:

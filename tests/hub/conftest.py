@@ -48,6 +48,9 @@ def make_settings(database_url):
         overrides.setdefault("database_url", database_url)
         overrides.setdefault("relay_poll_interval_s", 0.2)
         overrides.setdefault("relay_backoff_max_s", 0.5)
+        # back-office (issue 7): a hub given amqp_url consumes omnihub.commands, a name without the
+        # run prefix; tests that want the consumer pass their own prefixed `backoffice` names.
+        overrides.setdefault("backoffice", {"commands_enabled": False})
         return load_settings(None, **overrides)
 
     return make

@@ -1,0 +1,17 @@
+"""`GET /v1/asyncapi.json`: the AsyncAPI 3.0 document of the events and commands (DESIGN section 11)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import keys
+from ..asyncapi import document
+from ..topology import Topology
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/asyncapi.json")
+async def asyncapi(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    return web.json_response(document(Topology.from_settings(settings)))
