@@ -161,8 +161,28 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if dialect.paramstyle != "qmark":
         conn.execute(insert(table), list(rows))
         return
-    sql, convert = _compiled_insert(table, tuple(rows[0]), dialect)
-    conn.exec_driver_sql(sql, convert(rows))
+    keys = tuple(rows[0])
+    _, convert = _compiled_insert(table, keys, dialect)
+    values = convert(rows)
+    # One multi-row INSERT per chunk, not executemany: the stdlib driver releases and retakes the
+    # GIL around every row's step, and on a core shared with the event loop each retake waits for
+    # the loop to let go of it. A few statements per group commit instead of a few hundred.
+    per_chunk = max(1, _MAX_VARIABLES // len(keys))
+    for start in range(0, len(values), per_chunk):
+        chunk = values[start:start + per_chunk]
+        conn.exec_driver_sql(_multi_row_sql(table, keys, dialect, len(chunk)),
+                             tuple(v for row in chunk for v in row))
+
+
+# SQLite before 3.32 allows 999 bound variables per statement; stay under that everywhere.
+_MAX_VARIABLES = 999
+
+
+@functools.lru_cache(maxsize=512)
+def _multi_row_sql(table: Table, keys: tuple[str, ...], dialect: Dialect, rows: int) -> str:
+    single = _compiled_insert(table, keys, dialect)[0]
+    head, _, one = single.partition(" VALUES ")
+    return f"{head} VALUES {', '.join([one] * rows)}"
 
 
 @functools.lru_cache(maxsize=64)
