@@ -13,7 +13,7 @@ import heapq
 import itertools
 import time
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -66,13 +66,11 @@ class TimerKind(enum.Enum):
     SLA = 5
 
 
-class Timer(NamedTuple):
-    # A NamedTuple, not a frozen dataclass: one is made per offer and per task, and a frozen
-    # dataclass's __init__ (object.__setattr__ per field) cost more than the heap push.
-    due: float
-    kind: TimerKind
-    task: Any
-    stamp: Any  # what the task must still show for the timer to apply (offer seq, epoch...)
+# A timer is a plain tuple (due, seq, kind, task, stamp) and is its own heap entry: (due, seq) order
+# the heap and seq is unique, so comparisons never reach the kind or the task. The stamp is what the
+# task must still show for the timer to apply (offer seq, epoch...). Plain tuples because one is
+# made per offer and per task: even a NamedTuple's __new__ costs several times more.
+Timer = tuple[float, int, "TimerKind", Any, Any]
 
 
 class TimerQueue:
@@ -80,20 +78,21 @@ class TimerQueue:
     which keeps every schedule and every cancel O(log n)."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Timer]] = []
+        self._heap: list[Timer] = []
         self._seq = itertools.count()
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def schedule(self, due: float, kind: TimerKind, task: Any, stamp: Any = None) -> None:
-        heapq.heappush(self._heap, (due, next(self._seq), Timer(due, kind, task, stamp)))
+        heapq.heappush(self._heap, (due, next(self._seq), kind, task, stamp))
 
     def next_due(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
     def pop_due(self, now: float) -> Timer | None:
         """The earliest timer due at or before `now`, removed; None when nothing is due."""
-        if self._heap and self._heap[0][0] <= now:
-            return heapq.heappop(self._heap)[2]
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            return heapq.heappop(heap)
         return None

@@ -257,14 +257,14 @@ class RouterCore:
     def _run_timers(self, now: float) -> int:
         fired = 0
         while (timer := self._timers.pop_due(now)) is not None:
-            if self._tasks.get(timer.task.id) is timer.task:
+            if self._tasks.get(timer[3].id) is timer[3]:
                 fired += self._fire(timer)
         return fired
 
     def _fire(self, timer: Timer) -> int:
         """Apply a due timer if the task still shows the stamp it was scheduled with; 1 if applied."""
-        task, at, stamp = timer.task, timer.due, timer.stamp
-        match timer.kind:
+        at, _, kind, task, stamp = timer
+        match kind:
             case TimerKind.OFFER_EXPIRY if task.state is _OFFERED and task.offer_seq == stamp:
                 self._expire_offer(task, at)
             case TimerKind.PREFERENCE if task.state is _WAITING and task.parked_for and task.token == stamp:
