@@ -72,14 +72,16 @@ class RouterCore:
         task.queue_entered_at = now
 
     def _agent_changed(self, agent: Agent) -> None:
-        """Re-index the agent: its old heap entries go stale, new ones go where it has room."""
+        """Re-index the agent after a change that may give it room or lower its key (see pools.py):
+        a fresh entry goes where it has room and no live entry, or a live entry ranks it too low."""
         agent.version += 1
         # An agent who can take nothing (away, or its budget spent, e.g. on a call) needs no entries.
         if agent.presence is not _AVAILABLE or agent.used >= agent.capacity.budget:
             return
         room: dict[str, bool] = {}
+        fresh: dict[Any, Any] = {}
         for pool in agent.pools:
-            pool.refresh(agent, room)
+            pool.refresh(agent, room, fresh)
 
     def _reserve(self, agent: Agent, task: Task) -> None:
         agent.used += agent.capacity.cost(task.channel)
@@ -159,9 +161,13 @@ class RouterCore:
         task.offered_at = now
         task.offer_seq += 1
         self._reserve(agent, task)
+        backwards = agent.idle_since is not None and now < agent.idle_since
         agent.idle_since = now
         agent.last_offer_seq = next(self._offer_seq)
-        self._agent_changed(agent)
+        if backwards:  # a wall clock stepped back lowered the agent's key: re-index it now
+            self._agent_changed(agent)
+        else:  # an offer only raises the agent's key and takes room: its entries are lower bounds
+            agent.version += 1
         expires = now + self.config.offer_timeout_s
         self._timers.schedule(expires, TimerKind.OFFER_EXPIRY, task, task.offer_seq)
         self._emit(TaskEventKind.OFFERED, task, now, expires_at=expires)
@@ -180,11 +186,10 @@ class RouterCore:
         return offered
 
     def _take_work(self, agent: Agent, now: float) -> None:
-        """Capacity came back. Match first, re-index after: each offer re-indexes the agent anyway,
-        and an agent who goes straight to its next task would otherwise be pushed into every heap
-        of every pool for nothing."""
-        if not self._match_agent(agent, now):
-            self._agent_changed(agent)
+        """Capacity came back. Match first, re-index after, so an agent who goes straight to its
+        next task is indexed once, with the room that task leaves it."""
+        self._match_agent(agent, now)
+        self._agent_changed(agent)
 
     def _best_task_for(self, agent: Agent) -> Task | None:
         # Tasks waiting for this agent by name come first: that is what sticky routing promises.

@@ -1,8 +1,8 @@
 """Agent ordering per queue strategy: a heap entry whose leading fields are the strategy's key.
 
 An entry is `(*key, agent id, agent version, agent)`. The id makes entries unique before the
-version and the object are reached, so comparisons never touch an Agent; the version lets the pool
-discard entries made before the agent last changed (lazy deletion).
+version and the object are reached, so comparisons never touch an Agent; the version tells the pool
+whether the entry's key is still the agent's (routing.pools re-keys an entry that surfaces stale).
 """
 
 from __future__ import annotations
