@@ -20,9 +20,15 @@ from .pools import Pool, PoolKey, Work, task_entry
 from .stats import QueueWindow
 from .strategies import ENTRY
 
+# Enum attribute lookups cost ~0.1 us each in 3.11; the hot paths use these module names.
 _WAITING = TaskState.WAITING
 _OFFERED = TaskState.OFFERED
 _AVAILABLE = Presence.AVAILABLE
+_OFFLINE = Presence.OFFLINE
+_EV_OFFERED = TaskEventKind.OFFERED
+_T_OFFER_EXPIRY = TimerKind.OFFER_EXPIRY
+_T_SLA = TimerKind.SLA
+_END_KIND = {s: TaskEventKind(s.value) for s in (TaskState.COMPLETED, TaskState.ABANDONED, TaskState.CANCELLED)}
 
 
 class RouterCore:
@@ -133,7 +139,7 @@ class RouterCore:
             agent = self._agents.get(pref)
             # Waiting for someone who is logged out helps nobody: such a task goes to the pool now.
             # Skills are not checked: the relationship (owner, last agent) is the reason to wait.
-            if agent is not None and agent.presence is not Presence.OFFLINE:
+            if agent is not None and agent.presence is not _OFFLINE:
                 task.parked_for = pref
                 task.token += 1
                 heapq.heappush(agent.parked, task_entry(task))
@@ -169,8 +175,8 @@ class RouterCore:
         else:  # an offer only raises the agent's key and takes room: its entries are lower bounds
             agent.version += 1
         expires = now + self.config.offer_timeout_s
-        self._timers.schedule(expires, TimerKind.OFFER_EXPIRY, task, task.offer_seq)
-        self._emit(TaskEventKind.OFFERED, task, now, expires_at=expires)
+        self._timers.schedule(expires, _T_OFFER_EXPIRY, task, task.offer_seq)
+        self._emit(_EV_OFFERED, task, now, expires_at=expires)
 
     def _match_agent(self, agent: Agent, now: float) -> bool:
         """Offer the agent the best tasks it has room for; True if it got any."""
@@ -193,25 +199,36 @@ class RouterCore:
 
     def _best_task_for(self, agent: Agent) -> Task | None:
         # Tasks waiting for this agent by name come first: that is what sticky routing promises.
-        task = self._best_parked(agent)
-        if task is not None:
-            return task
+        if agent.parked:
+            task = self._best_parked(agent)
+            if task is not None:
+                return task
         # Entries are (-priority, enqueued_at, seq, ...) and seq is unique, so comparing whole entries
         # is the waiting-line order and never reaches the fields after seq.
         best: tuple[Any, ...] | None = None
         room: dict[str, bool] = {}
         agent_id = agent.id
+        work = self.work
         for pool in agent.pools:
+            heaps = pool.task_heaps
             for channel, live in pool.live.items():
                 if not live:
                     continue
                 fits = room.get(channel)
                 if fits is None:
                     fits = room[channel] = agent.can_take(channel)
-                if fits:
+                if not fits:
+                    continue
+                # Pool.best_entry's common case, inlined: the top is live and not declined by the agent.
+                top = heaps[channel][0]
+                t = top[4]
+                if t.token == top[3] and t.pool is pool and t.state is _WAITING and agent_id not in t.declined_by:
+                    work.n += 1
+                    entry = top
+                else:
                     entry = pool.best_entry(channel, agent_id)
-                    if entry is not None and (best is None or entry < best):
-                        best = entry
+                if entry is not None and (best is None or entry < best):
+                    best = entry
         return best[4] if best is not None else None
 
     def _best_parked(self, agent: Agent) -> Task | None:
@@ -253,7 +270,7 @@ class RouterCore:
     def _schedule_queue_timers(self, task: Task, sla: bool = True) -> None:
         queue = self._queues[task.queue]
         if sla and not task.sla_breached and task.answered_at is None:
-            self._timers.schedule(task.enqueued_at + queue.sla_s, TimerKind.SLA, task, task.epoch)
+            self._timers.schedule(task.enqueued_at + queue.sla_s, _T_SLA, task, task.epoch)
         if task.escalation_level < len(queue.escalation):
             step = queue.escalation[task.escalation_level]
             self._timers.schedule(task.queue_entered_at + step.after_s, TimerKind.ESCALATION, task,
@@ -364,7 +381,7 @@ class RouterCore:
         self._state(task, state)
         task.ended_at = now
         del self._tasks[task.id]
-        self._emit(TaskEventKind(state.value), task, now, agent_id=agent_id, **details)
+        self._emit(_END_KIND[state], task, now, agent_id=agent_id, **details)
         if agent is not None:
             agent.idle_since = now
             self._take_work(agent, now)
@@ -401,7 +418,9 @@ class RouterCore:
         return task
 
     def _offered_to(self, task_id: str, agent_id: str) -> Task:
-        task = self._task(task_id, TaskState.OFFERED)
+        task = self._tasks.get(task_id)
+        if task is None or task.state is not _OFFERED:
+            task = self._task(task_id, _OFFERED)  # raises, naming what is wrong
         if task.agent_id != agent_id:
             raise InvalidTransition(f"task {task_id!r} is not offered to agent {agent_id!r}")
         return task

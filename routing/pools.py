@@ -135,13 +135,12 @@ class Pool:
             elif top[-2] != agent.version:
                 # The agent changed since this entry was made: its key can only have grown, so
                 # put it back at its real place, or drop it if it has no room on this channel now.
-                heapq.heappop(heap)
                 if agent.can_take(channel):
                     entry = self.entry(agent)
-                    heapq.heappush(heap, entry)
+                    heapq.heapreplace(heap, entry)  # pop and push in one sift
                     indexed[agent.id] = entry
-                    work.n += 1
                 else:
+                    heapq.heappop(heap)
                     del indexed[agent.id]
             elif agent.id in exclude:
                 skipped.append(heapq.heappop(heap))
