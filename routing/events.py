@@ -28,6 +28,7 @@ class TaskEventKind(enum.StrEnum):
     SLA_BREACHED = "sla_breached"
     ESCALATED = "escalated"
     PREFERENCE_EXPIRED = "preference_expired"  # stopped waiting for the preferred agent
+    REPRIORITIZED = "reprioritized"  # a rule or a supervisor changed a live task's priority
 
 
 class AgentEventKind(enum.StrEnum):

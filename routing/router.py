@@ -281,6 +281,59 @@ class Router(RestorableCore):
         self._finish(task, TaskState.CANCELLED, now, reason=reason)
         return task
 
+    # --- live changes (rules, supervisors) ---
+
+    def set_priority(self, task_id: str, priority: int, reason: str | None = None) -> Task:
+        """Change a waiting or offered task's priority. A waiting task moves to its new place in line
+        (it keeps its enqueue time); an offered one takes it back there if the offer lapses. O(log n)."""
+        now = self._sync()
+        task = self._task(task_id, _WAITING, _OFFERED)
+        previous = task.priority
+        if priority == previous:
+            return task
+        waiting = task.state is _WAITING
+        if waiting:
+            self._unplace(task)
+        task.priority = priority
+        self._emit(TaskEventKind.REPRIORITIZED, task, now, previous=previous, priority=priority, reason=reason)
+        if waiting:
+            self._place(task, now)
+        return task
+
+    def escalate(self, task_id: str, *, skills: Mapping[str, int] | None = None, replace_skills: bool = False,
+                 queue: str | None = None, reason: str | None = None) -> Task:
+        """Escalate a waiting or offered task now, as a queue's escalation step would: `queue` moves
+        it (it keeps its place in line), `skills` sets required levels (0 drops a skill) or, with
+        `replace_skills`, becomes its whole requirement (the queue's included). A waiting task is
+        re-indexed and offered at once if an agent now qualifies. O(log n), plus one scan of the
+        agents the first time a (queue, requirements) pair is seen, as for any new pool."""
+        now = self._sync()
+        if skills is None and queue is None:
+            raise RoutingError("an escalation needs skills or a queue")
+        task = self._task(task_id, _WAITING, _OFFERED)
+        if queue is not None:
+            self._queue(queue)
+        waiting = task.state is _WAITING
+        if waiting:
+            self._unplace(task)
+        details: dict[str, object] = {"reason": reason}
+        moved = queue is not None and queue != task.queue
+        if moved:
+            details["from_queue"] = task.queue
+            self._move_queue(task, queue, now)
+        if skills is not None:
+            levels = dict(skills)
+            if replace_skills:
+                levels = {**dict.fromkeys(task.requirements(self._queues[task.queue]), 0), **levels}
+            task.skill_overrides.update(levels)
+            details.update(skills=dict(skills), replace_skills=replace_skills)
+        self._emit(TaskEventKind.ESCALATED, task, now, **details)
+        if moved:
+            self._schedule_queue_timers(task)
+        if waiting:
+            self._place(task, now)
+        return task
+
     # --- reading ---
 
     def task(self, task_id: str) -> Task:
