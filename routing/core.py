@@ -41,13 +41,14 @@ class RouterCore:
         self._pools: dict[PoolKey, Pool] = {}
         self._base_pools: dict[str, Pool] = {}
         self._counts: dict[str, dict[TaskState, int]] = {}
-        self._oldest: dict[str, list[tuple[float, int, int, Task]]] = {}  # for the longest-wait figure
+        # For the longest-wait figure: (enqueued_at, seq, task id, ident), no object, so untracked by gc.
+        self._oldest: dict[str, list[tuple[float, int, str, int]]] = {}
         self._windows: dict[str, QueueWindow] = {}
         self._timers = TimerQueue()
         self._events: list[RoutingEvent] = []
         self._seq = itertools.count(1)
         self._offer_seq = itertools.count(1)
-        self._uniq = itertools.count()
+        self._uniq = itertools.count(1)
 
     # --- bookkeeping ---
 
@@ -128,9 +129,9 @@ class RouterCore:
         """Put a WAITING task in line, parked for its preferred agent while the preference lasts or
         in its pool otherwise, and offer it at once if someone can take it."""
         oldest = self._oldest[task.queue]
-        heapq.heappush(oldest, (task.enqueued_at, task.seq, next(self._uniq), task))
+        heapq.heappush(oldest, (task.enqueued_at, task.seq, task.id, task.ident))
         if len(oldest) > 2 * self._counts[task.queue][_WAITING] + 64:
-            oldest[:] = [e for e in oldest if e[3].state is _WAITING and e[3].queue == task.queue]
+            oldest[:] = [e for e in oldest if self._waiting_in(e, task.queue)]
             heapq.heapify(oldest)
         pref = task.preferred_agent
         if (pref is not None and task.preferred_until is not None and now < task.preferred_until
@@ -151,6 +152,10 @@ class RouterCore:
         agent = pool.best_agent(task.channel, task.declined_by)
         if agent is not None:
             self._offer(task, agent, now)
+
+    def _waiting_in(self, entry: tuple[float, int, str, int], queue: str) -> bool:
+        t = self._tasks.get(entry[2])
+        return t is not None and t.ident == entry[3] and t.state is _WAITING and t.queue == queue
 
     def _unplace(self, task: Task) -> None:
         if task.parked_for is not None:

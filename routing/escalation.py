@@ -32,14 +32,16 @@ class TimedCore(RouterCore):
 
     def _run_timers(self, now: float) -> int:
         fired = 0
+        tasks = self._tasks
         while (timer := self._timers.pop_due(now)) is not None:
-            if self._tasks.get(timer[3].id) is timer[3]:
-                fired += self._fire(timer)
+            task = tasks.get(timer[3])
+            if task is not None and task.ident == timer[4]:
+                fired += self._fire(timer, task)
         return fired
 
-    def _fire(self, timer: Timer) -> int:
+    def _fire(self, timer: Timer, task: Task) -> int:
         """Apply a due timer if the task still shows the stamp it was scheduled with; 1 if applied."""
-        at, _, kind, task, stamp = timer
+        at, _, kind, _, _, stamp = timer
         match kind:
             case TimerKind.OFFER_EXPIRY if task.state is _OFFERED and task.offer_seq == stamp:
                 self._expire_offer(task, at)

@@ -226,6 +226,7 @@ class Task:
     parked_for: str | None = None
     offer_seq: int = 0
     epoch: int = 0  # bumped when the task changes queue, so old escalation/SLA timers are stale
+    ident: int = 0  # unique per submit or restore: timers name the task by (id, ident), not by object
 
     def order(self) -> tuple[int, float, int]:
         """Priority desc, then enqueue time, then arrival sequence: the waiting-line order."""

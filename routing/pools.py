@@ -100,9 +100,9 @@ class Pool:
                     entry = self.entry(agent)  # one immutable entry serves every heap of a strategy
                     if fresh is not None:
                         fresh[self.entry] = entry
-            # Same or higher key: the live entry is a lower bound, re-keyed if it surfaces. Versions
-            # differ, so the comparison never reaches the Agent at the end of the entries.
-            if live is not None and (live[-2] == entry[-2] or not entry < live):
+            # Same version: the live entry is current. Same or higher key: it is a lower bound,
+            # re-keyed if it surfaces.
+            if live is not None and (live[-1] == entry[-1] or not entry < live):
                 continue
             heapq.heappush(heap, entry)
             indexed[agent.id] = entry
@@ -115,7 +115,7 @@ class Pool:
         heapq.heapify(heap)
         self.work.n += len(heap)
         self.agent_heaps[channel] = heap
-        self.indexed[channel] = {e[-1].id: e for e in heap}
+        self.indexed[channel] = {e[-2]: e for e in heap}
 
     def best_agent(self, channel: str, exclude: Collection[str]) -> Agent | None:
         heap = self.agent_heaps.get(channel)
@@ -123,16 +123,18 @@ class Pool:
             self._rebuild_agents(channel)
             heap = self.agent_heaps[channel]
         indexed = self.indexed[channel]
+        members = self.members
         work = self.work
         skipped: list[AgentEntry] = []
         found = None
         while heap:
             top = heap[0]
-            agent = top[-1]
             work.n += 1
-            if indexed.get(agent.id) is not top:
-                heapq.heappop(heap)  # superseded
-            elif top[-2] != agent.version:
+            if indexed.get(top[-2]) is not top:
+                heapq.heappop(heap)  # superseded (or its agent left the pool)
+                continue
+            agent = members[top[-2]]
+            if top[-1] != agent.version:
                 # The agent changed since this entry was made: its key can only have grown, so
                 # put it back at its real place, or drop it if it has no room on this channel now.
                 if agent.can_take(channel):

@@ -76,6 +76,7 @@ class RestorableCore(TimedCore):
         waiting = []
         for task in restored:
             task.seq = next(self._seq)
+            task.ident = next(self._uniq)
             self._tasks[task.id] = task
             if task.state in (TaskState.ASSIGNED, TaskState.WRAP_UP):
                 self._reserve(self._agents[task.agent_id], task)

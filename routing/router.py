@@ -168,6 +168,7 @@ class Router(RestorableCore):
         if task.preferred_agent is not None and task.preferred_until is None:
             task.preferred_until = task.enqueued_at + self._preference_s(task)
         task.seq = next(self._seq)
+        task.ident = next(self._uniq)
         self._tasks[task.id] = task
         self._counts[task.queue][_WAITING] += 1
         self._emit(_EV_CREATED, task, now, priority=task.priority)
@@ -359,7 +360,7 @@ class Router(RestorableCore):
     def _queue_stats(self, name: str, now: float) -> QueueStats:
         queue = self._queue(name)
         oldest = self._oldest[name]
-        while oldest and (oldest[0][3].state is not TaskState.WAITING or oldest[0][3].queue != name):
+        while oldest and not self._waiting_in(oldest[0], name):
             heapq.heappop(oldest)
         window = self._windows[name]
         window.prune(now)
