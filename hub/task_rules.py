@@ -9,9 +9,12 @@ Three stages, so the router service stays a few lines:
   (publish -> outbox row with the task as data; send_message / auto_reply / start_timer /
   set_profile / add_segment -> the rows the ingest step writes, through hub.rules_effects;
   add_tag -> the stored interaction's tags);
-- `escalate`, after the commit: `escalate: {queue: ...}` transfers a still-waiting task through
-  the router's own API; the next flush persists that transfer. Actions the router cannot apply to a
-  live task (set_priority, route, escalate by skills) are logged and dropped.
+- `escalate`, after the commit: the router changes the live task through its own API, and the
+  next flush persists the change (task row, task_events, outbox) like any other transition.
+  `escalate: {queue: ...}` transfers a still-waiting task (`task.transferred`); `escalate: {skills:
+  [...]}` (with or without a queue) makes those skills the task's whole requirement
+  (`task.escalated`), and `set_priority` gives it a new place in line (`task.reprioritized`), for
+  a task still waiting or offered. `route` means nothing to a task that is already routed: dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from routing import Router, RoutingError, Task, TaskEvent, TaskEventKind, TaskState
-from rules import AddTag, Escalate, Publish, Ruleset, evaluate
+from rules import AddTag, Escalate, Publish, Ruleset, SetPriority, evaluate
 from schemas import EventType, Interaction
 
 from .events import event_row
@@ -38,7 +41,8 @@ from .storage.models import interactions, outbox
 log = logging.getLogger("omnihub.router.rules")
 
 TRIGGERS = {TaskEventKind.SLA_BREACHED: EventType.TASK_SLA_BREACHED, TaskEventKind.ABANDONED: EventType.TASK_ABANDONED}
-_APPLIED = (Publish, Escalate, AddTag)
+_APPLIED = (Publish, Escalate, AddTag, SetPriority)
+_CHANGEABLE = (TaskState.WAITING, TaskState.OFFERED)
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Fired:
     trigger: str
     task: dict[str, Any]
     escalate_to: list[str] = field(default_factory=list)  # queues, in rule order
+    changes: list[tuple[str, Escalate | SetPriority]] = field(default_factory=list)  # (rule, action)
 
 
 @dataclass
@@ -108,11 +113,10 @@ def apply(conn: Connection, batch: Batch | None, now: datetime, segment_set: Seg
                 case Publish(event_type=event_type):
                     events.append(event_row(event_type, now=now, channel=task.get("channel"), subject=pid,
                                             data=task))
-                case Escalate(queue=queue) if queue is not None:
+                case Escalate(queue=queue, skills=()) if queue is not None:
                     fired.escalate_to.append(queue)
-                case Escalate():
-                    log.info("escalate by skills is not applied to live tasks",
-                             extra={"rule": rule, "task_id": task["id"]})
+                case Escalate() | SetPriority():
+                    fired.changes.append((rule, action))
                 case AddTag(tag=tag) if item is not None:
                     if tag not in item.tags:
                         item.tags.append(tag)
@@ -129,23 +133,47 @@ def apply(conn: Connection, batch: Batch | None, now: datetime, segment_set: Seg
 
 
 def escalate(router: Router, batch: Batch | None, wake: Callable[[], None]) -> None:
-    """After the commit: move still-waiting tasks to the queue a rule named (the first one wins)."""
+    """After the commit: apply what the rules decided to the live tasks, in rule order. A queue
+    escalation moves a still-waiting task (the first one wins); skills and priorities change a task
+    still waiting or offered."""
     if batch is None:
         return
-    moved = False
+    changed = False
     for fired in batch.fired:
+        task_id = fired.task["id"]
+        for rule, action in fired.changes:
+            changed |= _change(router, task_id, rule, action)
         if not fired.escalate_to:
             continue
-        task_id, queue = fired.task["id"], fired.escalate_to[0]
+        queue = fired.escalate_to[0]
         try:
             if router.task(task_id).state is not TaskState.WAITING:
                 continue
             router.transfer(task_id, queue=queue)
-            moved = True
+            changed = True
         except RoutingError:
             log.warning("rule escalation failed", extra={"task_id": task_id, "queue": queue}, exc_info=True)
-    if moved:
-        wake()  # the router loop flushes the transfer's events
+    if changed:
+        wake()  # the router loop flushes the changes' events
+
+
+def _change(router: Router, task_id: str, rule: str, action: Escalate | SetPriority) -> bool:
+    try:
+        if router.task(task_id).state not in _CHANGEABLE:
+            return False
+        match action:
+            case SetPriority(priority=priority):
+                router.set_priority(task_id, priority, reason=rule)
+            case Escalate(queue=queue, skills=skills):
+                # "escalate to these skills": they become the whole requirement, as route's skills
+                # are a task's own (level 1); the queue's requirement goes too, or a task stuck for
+                # want of, say, a Korean speaker would stay stuck.
+                router.escalate(task_id, skills=dict.fromkeys(skills, 1), replace_skills=True, queue=queue,
+                                reason=rule)
+    except RoutingError:
+        log.warning("rule change to a live task failed", extra={"task_id": task_id, "rule": rule}, exc_info=True)
+        return False
+    return True
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

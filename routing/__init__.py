@@ -6,6 +6,7 @@ Pure and in memory (imports only `schemas`). How the hub drives it:
     for q in queues: router.add_queue(q)
     router.restore(tasks=rows_as_dicts, agents=agent_rows)     # on start, from the DB
     router.submit(Task(...)); router.accept(task_id, agent_id) ...  # API calls
+    router.set_priority(task_id, 50); router.escalate(task_id, skills={"senior": 1})  # rules
     for event in router.drain_events(): persist + publish event.event_type
     await asyncio.sleep(max(0, router.next_due() - time.time())); router.tick()
 

@@ -13,7 +13,7 @@ import heapq
 import itertools
 import time
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -58,7 +58,7 @@ def as_datetime(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-class TimerKind(enum.Enum):
+class TimerKind(enum.IntEnum):
     OFFER_EXPIRY = 1
     PREFERENCE = 2
     ESCALATION = 3
@@ -66,13 +66,14 @@ class TimerKind(enum.Enum):
     SLA = 5
 
 
-class Timer(NamedTuple):
-    # A NamedTuple, not a frozen dataclass: one is made per offer and per task, and a frozen
-    # dataclass's __init__ (object.__setattr__ per field) cost more than the heap push.
-    due: float
-    kind: TimerKind
-    task: Any
-    stamp: Any  # what the task must still show for the timer to apply (offer seq, epoch...)
+# A timer is a plain tuple (due, seq, kind, task id, task ident, stamp) and is its own heap entry:
+# (due, seq) order the heap and seq is unique. It names its task rather than holding it, and holds
+# only str, int and float (the kind as a plain int, stamps are numbers or tuples of them), so the
+# garbage collector untracks it the first time it looks and never traverses it again: with offers
+# that expire after minutes there are tens of thousands of pending timers, and a finished task is
+# freed at once instead of living on in its stale timers. A plain tuple because one is made per
+# offer and per task: even a NamedTuple's __new__ costs several times more.
+Timer = tuple[float, int, int, str, int, Any]
 
 
 class TimerQueue:
@@ -80,20 +81,23 @@ class TimerQueue:
     which keeps every schedule and every cancel O(log n)."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Timer]] = []
+        self._heap: list[Timer] = []
         self._seq = itertools.count()
 
     def __len__(self) -> int:
         return len(self._heap)
 
     def schedule(self, due: float, kind: TimerKind, task: Any, stamp: Any = None) -> None:
-        heapq.heappush(self._heap, (due, next(self._seq), Timer(due, kind, task, stamp)))
+        """`task` needs `id` and `ident` (unique per Task object in a router): the handler fires the
+        timer only if the live task with that id is still the same one."""
+        heapq.heappush(self._heap, (due, next(self._seq), kind._value_, task.id, task.ident, stamp))
 
     def next_due(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
     def pop_due(self, now: float) -> Timer | None:
         """The earliest timer due at or before `now`, removed; None when nothing is due."""
-        if self._heap and self._heap[0][0] <= now:
-            return heapq.heappop(self._heap)[2]
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            return heapq.heappop(heap)
         return None

@@ -52,10 +52,20 @@ class Pool:
         self.work = work
         self.members: dict[str, Agent] = {}
         self.agent_heaps: dict[str, list[AgentEntry]] = {}
+        self.indexed: dict[str, dict[str, AgentEntry]] = {}  # channel -> agent id -> its live entry
         self.task_heaps: dict[str, list[tuple[Any, ...]]] = {}
         self.live: dict[str, int] = {}  # channel -> waiting tasks placed in this pool
 
     # --- agents ---
+    #
+    # Each channel's heap holds at most one *live* entry per agent: the one `indexed[channel]` names;
+    # any other entry for that agent is superseded and dropped when it surfaces. A live entry whose
+    # version is not the agent's is a lower bound: offers only raise an agent's key (idle since now,
+    # a later offer, more budget in use), so an offer re-indexes nothing and the entry is re-keyed
+    # only if it reaches the top. Changes that can lower a key or give room back (a release, a
+    # presence or skills change) go through `refresh`, which pushes a fresh entry where needed.
+    # So an offer costs no heap work across the agent's pools, and stale entries no longer pile up
+    # in proportion to the agents.
 
     def add_member(self, agent: Agent) -> None:
         self.members[agent.id] = agent
@@ -63,13 +73,16 @@ class Pool:
         self.refresh(agent)
 
     def remove_member(self, agent: Agent) -> None:
-        """The caller bumps the agent's version, which makes its entries stale."""
+        """Its entries are superseded at once (dropped when they surface)."""
         del self.members[agent.id]
         agent.pools.remove(self)
+        for indexed in self.indexed.values():
+            indexed.pop(agent.id, None)
 
-    def refresh(self, agent: Agent, room: dict[str, bool] | None = None) -> None:
-        """Re-index an agent after it changed: one entry per channel it now has room for. `room`
-        caches can_take per channel across the agent's pools for one change."""
+    def refresh(self, agent: Agent, room: dict[str, bool] | None = None,
+                fresh: dict[Any, AgentEntry] | None = None) -> None:
+        """Re-index an agent after a change that may give it room or lower its key. `room` caches
+        can_take per channel, `fresh` the new entry per strategy, across the agent's pools."""
         if room is None:
             room = {}
         entry = None
@@ -77,40 +90,60 @@ class Pool:
             fits = room.get(channel)
             if fits is None:
                 fits = room[channel] = agent.can_take(channel)
-            if fits:
+            if not fits:
+                continue  # a live entry, if any, is dropped when it surfaces
+            indexed = self.indexed[channel]
+            live = indexed.get(agent.id)
+            if entry is None:
+                entry = fresh.get(self.entry) if fresh is not None else None
                 if entry is None:
-                    entry = self.entry(agent)  # one immutable entry serves every channel's heap
-                heapq.heappush(heap, entry)
-                self.work.n += 1
-                if len(heap) > 2 * len(self.members) + _SLACK:
-                    self._rebuild_agents(channel)
+                    entry = self.entry(agent)  # one immutable entry serves every heap of a strategy
+                    if fresh is not None:
+                        fresh[self.entry] = entry
+            # Same version: the live entry is current. Same or higher key: it is a lower bound,
+            # re-keyed if it surfaces.
+            if live is not None and (live[-1] == entry[-1] or not entry < live):
+                continue
+            heapq.heappush(heap, entry)
+            indexed[agent.id] = entry
+            self.work.n += 1
+            if len(heap) > 2 * len(self.members) + _SLACK:
+                self._rebuild_agents(channel)
 
     def _rebuild_agents(self, channel: str) -> None:
         heap = [self.entry(a) for a in self.members.values() if a.can_take(channel)]
         heapq.heapify(heap)
         self.work.n += len(heap)
         self.agent_heaps[channel] = heap
-
-    def rebuild(self, entry: Callable[[Agent], AgentEntry]) -> None:
-        """After the queue's strategy changed."""
-        self.entry = entry
-        for channel in list(self.agent_heaps):
-            self._rebuild_agents(channel)
+        self.indexed[channel] = {e[-2]: e for e in heap}
 
     def best_agent(self, channel: str, exclude: Collection[str]) -> Agent | None:
         heap = self.agent_heaps.get(channel)
         if heap is None:
             self._rebuild_agents(channel)
             heap = self.agent_heaps[channel]
+        indexed = self.indexed[channel]
+        members = self.members
         work = self.work
         skipped: list[AgentEntry] = []
         found = None
         while heap:
             top = heap[0]
-            agent = top[-1]
             work.n += 1
-            if top[-2] != agent.version:
-                heapq.heappop(heap)
+            if indexed.get(top[-2]) is not top:
+                heapq.heappop(heap)  # superseded (or its agent left the pool)
+                continue
+            agent = members[top[-2]]
+            if top[-1] != agent.version:
+                # The agent changed since this entry was made: its key can only have grown, so
+                # put it back at its real place, or drop it if it has no room on this channel now.
+                if agent.can_take(channel):
+                    entry = self.entry(agent)
+                    heapq.heapreplace(heap, entry)  # pop and push in one sift
+                    indexed[agent.id] = entry
+                else:
+                    heapq.heappop(heap)
+                    del indexed[agent.id]
             elif agent.id in exclude:
                 skipped.append(heapq.heappop(heap))
             else:

@@ -1,8 +1,10 @@
 """Agent ordering per queue strategy: a heap entry whose leading fields are the strategy's key.
 
-An entry is `(*key, agent id, agent version, agent)`. The id makes entries unique before the
-version and the object are reached, so comparisons never touch an Agent; the version lets the pool
-discard entries made before the agent last changed (lazy deletion).
+An entry is `(*key, agent id, agent version)`: the id makes entries unique before the version is
+reached, the version tells the pool whether the entry's key is still the agent's (routing.pools
+re-keys an entry that surfaces stale), and the pool finds the Agent by id. Holding no object, an
+entry is untracked by the garbage collector after its first look, which matters with tens of
+thousands of them (every agent sits in several pools and channels).
 """
 
 from __future__ import annotations
@@ -16,17 +18,17 @@ AgentEntry = tuple[Any, ...]
 
 
 def _longest_idle(a: Agent) -> AgentEntry:
-    return (a.idle_since, a.id, a.version, a)
+    return (a.idle_since, a.id, a.version)
 
 
 def _least_busy(a: Agent) -> AgentEntry:
     # Budget in use first (a chat agent with one chat is busier than an idle one), then idleness.
-    return (a.used, a.idle_since, a.id, a.version, a)
+    return (a.used, a.idle_since, a.id, a.version)
 
 
 def _round_robin(a: Agent) -> AgentEntry:
     # last_offer_seq is a router-wide counter stamped on each offer: lowest = served longest ago.
-    return (a.last_offer_seq, a.id, a.version, a)
+    return (a.last_offer_seq, a.id, a.version)
 
 
 ENTRY: dict[Strategy, Callable[[Agent], AgentEntry]] = {
