@@ -35,6 +35,9 @@ STATE_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "
 RECIPIENT_TYPE = {"sms": "phone", "voice": "phone", "email": "email", "fax": "fax"}
 
 
+ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+
+
 class OutboundRefused(OmnihubError):
     def __init__(self, status: int, error: str, field: str, message: str) -> None:
         super().__init__(message)
@@ -47,7 +50,9 @@ class MessageRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    channel: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
+    # One channel, channels in order of preference, or "auto" (the profile's preferred channels,
+    # then every running one): the first that runs here, reaches the customer and has consent.
+    channel: ChannelName | list[ChannelName] | None = None
     to: Identifier | None = None
     profile_id: uuid.UUID | None = None
     in_reply_to: uuid.UUID | None = Field(None, description="an interaction id: answer it, in its thread")
@@ -79,6 +84,9 @@ def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], n
     channel, to = req.channel, req.to
     if req.in_reply_to is not None:
         answered = _answered(conn, req.in_reply_to)
+        if isinstance(channel, list) or channel == "auto":
+            raise OutboundRefused(422, "validation_failed", "channel",
+                                  "a reply goes on one channel: give one, or none for the answered one's")
         channel = channel or answered.channel
         if channel == answered.channel:
             thread = {"in_reply_to": answered.provider_ref, "conversation_key": answered.conversation_key,
@@ -87,6 +95,12 @@ def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], n
             to = _reply_address(answered, RECIPIENT_TYPE.get(channel or ""))
     if channel is None:
         raise OutboundRefused(422, "validation_failed", "channel", "give `channel` (or `in_reply_to`)")
+    if isinstance(channel, list) or channel == "auto":
+        chosen = _choose_channel(conn, channel, to, req.profile_id, adapters, req.purpose)
+        if chosen is None:
+            raise OutboundRefused(422, "no_channel", "channel",
+                                  f"none of {channel} runs here, reaches this customer and has consent")
+        channel = chosen
     if channel not in adapters:
         raise OutboundRefused(422, "no_adapter", "channel",
                               f"no adapter runs for channel {channel!r}; running: {', '.join(sorted(adapters)) or 'none'}")
@@ -110,9 +124,7 @@ def accept_command(conn: Connection, cmd: Any, message_id: str, *, adapters: dic
                    now: datetime) -> dict[str, Any]:
     """A `message.send` command (schemas.commands.MessageSend) as a queued message; the command's
     message_id is its idempotency key, so a redelivered command queues nothing twice."""
-    to = cmd.to.identifier
-    channel = _choose_channel(conn, cmd.channel, to, cmd.to.profile_id, adapters)
-    req = MessageRequest(channel=channel, to=to, profile_id=cmd.to.profile_id, purpose=cmd.purpose,
+    req = MessageRequest(channel=cmd.channel, to=cmd.to.identifier, profile_id=cmd.to.profile_id, purpose=cmd.purpose,
                          text=cmd.body, idempotency_key=f"command:{message_id}")
     try:
         row, created = accept(conn, req, adapters=adapters, now=now)
@@ -121,25 +133,31 @@ def accept_command(conn: Connection, cmd: Any, message_id: str, *, adapters: dic
     return {"queued": True, "message_id": str(row["id"]), "channel": row["channel"], "created": created}
 
 
-def _choose_channel(conn: Connection, wanted: Any, to: Identifier | None, profile_id: uuid.UUID | None,
-                    adapters: dict[str, str]) -> str | None:
-    """The first wanted channel that runs here and can reach the customer; "auto" tries the
-    profile's preferred channels, then every running one."""
+def _choose_channel(conn: Connection, wanted: str | list[str], to: Identifier | None,
+                    profile_id: uuid.UUID | None, adapters: dict[str, str], purpose: MessagePurpose) -> str | None:
     known: set[str] = set()
     preferred: list[str] = []
     if to is not None:
         known.add(to.type.value)
-    elif profile_id is not None:
+        profile_id = profile_id or profiles_repo.find_by_identifier(conn, to.key)
+    if profile_id is not None:
         try:
             profile = profiles_repo.get(conn, profile_id)
         except profiles_repo.ProfileError:
-            return None  # accept() answers for the missing profile
-        known.update(i["type"] for i in profile["identifiers"])
+            return None
+        if to is None:
+            known.update(i["type"] for i in profile["identifiers"])
         preferred = list(profile.get("preferred_channels") or [])
     order = [*preferred, *adapters] if wanted == "auto" else list(wanted)
-    for channel in order:
-        if channel in adapters and RECIPIENT_TYPE.get(channel, "") in known:
-            return channel
+    for channel in dict.fromkeys(order):
+        if channel not in adapters or RECIPIENT_TYPE.get(channel, "") not in known:
+            continue
+        if profile_id is not None:
+            try:
+                _check_consent(conn, profile_id, channel, purpose)
+            except OutboundRefused:
+                continue  # opted out here: the next channel in the order
+        return channel
     return None
 
 

@@ -263,3 +263,19 @@ async def test_webhooks_signed_with_a_shared_key_and_sha256(aiohttp_client, make
     assert resp.status == 403
     resp = await hub.post(INBOUND, data=urlencode(params), headers={**headers, "X-Twilio-Signature": good})
     assert resp.status == 200, await resp.text()
+
+
+async def test_auto_channel_follows_consent_and_falls_back(hub):
+    """A customer who texted STOP still gets a transactional message on the next channel in the
+    order; with no channel left the request is refused naming `channel`."""
+    await text_in(hub, "STOP")
+    pid = (await profile_of(hub, f"phone:{CUSTOMER}"))["id"]
+    refused = await hub.post("/v1/messages", json={"profile_id": pid, "channel": ["sms"], "text": "x"})
+    assert refused.status == 422 and (await refused.json())["fields"][0]["field"] == "channel"
+    await text_in(hub, "START")
+    sent = await send(hub, profile_id=pid, channel="auto", text="your order shipped")
+    assert sent["channel"] == "sms"
+    await message_state(hub, sent["id"], "sent")
+    inbound = (await timeline(hub, pid))[-1]
+    reply_auto = await hub.post("/v1/messages", json={"in_reply_to": inbound["id"], "channel": "auto", "text": "x"})
+    assert reply_auto.status == 422 and (await reply_auto.json())["fields"][0]["field"] == "channel"
