@@ -55,8 +55,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_pipeline)
     app.cleanup_ctx.append(scheduler_ctx)  # rules (issue 5): timers and schedules
     app.cleanup_ctx.append(_router)  # routing (issue 6)
-    app.cleanup_ctx.append(_dispatcher)  # outbound (issue 4)
     app.cleanup_ctx.append(adapters_ctx)  # adapters (issue 4): inbound only once everything runs
+    app.cleanup_ctx.append(_dispatcher)  # outbound (issue 4): stops before the adapters it sends through
     mount_adapters(app)
     app.cleanup_ctx.append(_commands)  # back-office (issue 7): after the pipeline it feeds
     app.add_routes(meta_api.routes)

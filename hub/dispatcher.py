@@ -106,7 +106,9 @@ class Dispatcher:
             rows = (await conn.execute(select(messages).where(due).order_by(m.created_at).limit(limit))).mappings().all()
             claimed = []
             for row in rows:
-                done = await conn.execute(update(messages).where(m.id == row["id"], m.state == row["state"]).values(
+                # Optimistic: another hub sharing the database may claim the same row; one wins.
+                held = m.lease_until.is_(None) if row["lease_until"] is None else m.lease_until == row["lease_until"]
+                done = await conn.execute(update(messages).where(m.id == row["id"], m.state == row["state"], held).values(
                     state="sending", lease_until=now + self._lease, attempts=m.attempts + 1, updated_at=now))
                 if done.rowcount == 1:
                     claimed.append({**row, "attempts": row["attempts"] + 1})

@@ -4,6 +4,7 @@ callbacks, retries, threads. Every webhook is signed with twilio's own RequestVa
 from __future__ import annotations
 
 import hashlib
+import uuid
 from urllib.parse import quote
 
 import pytest
@@ -279,3 +280,30 @@ async def test_auto_channel_follows_consent_and_falls_back(hub):
     inbound = (await timeline(hub, pid))[-1]
     reply_auto = await hub.post("/v1/messages", json={"in_reply_to": inbound["id"], "channel": "auto", "text": "x"})
     assert reply_auto.status == 422 and (await reply_auto.json())["fields"][0]["field"] == "channel"
+
+
+async def test_a_message_claimed_by_a_hub_that_died_is_sent_when_its_lease_runs_out(aiohttp_client, make_settings,
+                                                                                  twilio, twilio_config, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from hub.storage.engine import create_engine
+    from hub.storage.migrate import upgrade
+    from hub.storage.outbound_models import messages
+
+    settings = make_settings(public_base_url=PUBLIC_BASE_URL, blob_dir=str(tmp_path / "blobs"),
+                             adapters={"sms_twilio": twilio_config})
+    engine = create_engine(settings.database_url)
+    await upgrade(engine)
+    now = datetime.now(UTC)
+    rows = [{"id": uuid.uuid4(), "channel": "sms", "adapter": "sms_twilio", "to_type": "phone",
+             "to_value": CUSTOMER, "purpose": "transactional", "state": "sending", "request": '{"text": "%s"}' % text,
+             "attempts": 1, "lease_until": now + lease, "created_at": now, "updated_at": now}
+            for text, lease in (("lease over", timedelta(seconds=-1)), ("lease held", timedelta(minutes=10)))]
+    async with engine.begin() as conn:
+        await conn.execute(messages.insert(), rows)
+    await engine.dispose()
+    hub = await aiohttp_client(create_app(settings))
+    done = await message_state(hub, str(rows[0]["id"]), "sent")
+    assert done["attempts"] == 2
+    assert [m["Body"] for m in twilio.sent] == ["lease over"]  # the other is still another hub's
+    assert (await (await hub.get(f"/v1/messages/{rows[1]['id']}")).json())["state"] == "sending"
