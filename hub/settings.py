@@ -203,12 +203,18 @@ class Settings(BaseSettings):
 
 
 _SECRET_WORDS = ("token", "secret", "password", "key")
+_SECRET_PARTS = {*_SECRET_WORDS, "auth", "passwd", "pw"}  # whole words of a snake_case key
 
 
-def _mask_secrets(conf: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) and v else v) for k, v in conf.items()
-    }
+def _mask_secrets(conf: Any, secret: bool = False) -> Any:
+    """Mask by name, at any depth: a value under a secret-sounding key, and everything below one
+    (`smtp_auth: {user: password}`, `imap: {password: ...}`)."""
+    if isinstance(conf, dict):
+        return {k: _mask_secrets(v, secret or bool(_SECRET_PARTS & set(str(k).lower().split("_"))))
+                for k, v in conf.items()}
+    if isinstance(conf, list):
+        return [_mask_secrets(v, secret) for v in conf]
+    return "***" if secret and conf and not isinstance(conf, bool) else conf
 
 
 def _mask_url(url: str) -> str:

@@ -53,3 +53,22 @@ def test_migrate_creates_the_sqlite_database(tmp_path):
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
     assert result.stdout.strip() == f"database at revision {', '.join(sorted(heads))}"
     assert (tmp_path / "hub.db").exists()
+
+
+def test_config_masks_adapter_secrets_at_any_depth(tmp_path):
+    config = tmp_path / "hub.yaml"
+    config.write_text(
+        "adapters:\n"
+        "  sms_twilio: {account_sid: AC00000000000000000000000000000000, auth_token: tw-secret-1,\n"
+        "               from_number: '+15005550006', keywords: {opt_out: [수신거부]}}\n"
+        "  email: {smtp_listen: '127.0.0.1:2525', smtp_auth: {mx-relay: relay-secret-2},\n"
+        "          smtp_auth_require_tls: false, imap: {host: imap.example.com, username: help,\n"
+        "          password: imap-secret-3}, smtp_password: smtp-secret-4}\n")
+    result = run("--config", str(config), "config")
+    assert result.returncode == 0, result.stderr
+    for secret in ("tw-secret-1", "relay-secret-2", "imap-secret-3", "smtp-secret-4"):
+        assert secret not in result.stdout
+    shown = json.loads(result.stdout)["adapters"]
+    assert shown["sms_twilio"]["keywords"] == {"opt_out": ["수신거부"]}  # not a secret for having "key" in it
+    assert shown["email"]["imap"]["host"] == "imap.example.com" and shown["email"]["smtp_auth_require_tls"] is False
+    assert shown["email"]["smtp_auth"] == {"mx-relay": "***"}
