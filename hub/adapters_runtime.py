@@ -104,6 +104,8 @@ def _guarded(adapter: ChannelAdapter, hook: Webhook):
                                   [{"field": exc.field, "message": exc.message}])
 
     handler.__name__ = f"{adapter.name}_{hook.path.strip('/').replace('/', '_') or 'root'}"
+    handler.__doc__ = (f"{adapter.name} webhook ({adapter.channel}): signed by the provider; 403 and nothing "
+                       "written when the signature fails")
     return handler
 
 

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 
-from . import keys
+from . import keys, openapi
 from .adapters_runtime import adapters_ctx, mount_adapters
 from .api import interactions as interactions_api
 from .api import messages as messages_api
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(profiles_api.routes)  # profiles (issue 3)
     app.add_routes(messages_api.routes)  # outbound (issue 4)
     app.add_routes(asyncapi_api.routes)  # back-office (issue 7)
+    app.add_routes(openapi.routes)
     app.router.add_get("/metrics", _metrics)
     return app
 

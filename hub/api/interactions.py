@@ -11,6 +11,7 @@ from sqlalchemy import select
 from schemas import Interaction
 
 from .. import keys
+from ..openapi import body
 from ..storage.models import interactions
 from .errors import error_response
 
@@ -18,6 +19,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/v1/interactions")
+@body(Interaction)
 async def post_interaction(request: web.Request) -> web.Response:
     started = time.perf_counter()
     body = await request.read()

@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from .. import keys
+from ..openapi import body
 from ..outbound import MessageRequest, OutboundRefused, accept
 from ..storage.engine import writer
 from ..storage.outbound_models import messages
@@ -24,6 +25,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/v1/messages")
+@body(MessageRequest)
 async def post_message(request: web.Request) -> web.Response:
     req = MessageRequest.model_validate_json(await request.read(), context=request.app[keys.VALIDATION_CONTEXT])
     channels = {a.channel: a.name for a in reversed(list(request.app[keys.ADAPTERS].values()))}

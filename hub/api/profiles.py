@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from schemas import parse_identifier
 from schemas.profile import Profile, ProfilePatch, Rfm
 
-from .. import keys
+from .. import keys, openapi
 from ..segments import SEGMENTS, SegmentSet, refresh
 from ..storage import profiles_repo as repo
 from ..storage.engine import writer
@@ -169,6 +169,7 @@ async def get_timeline(request: web.Request) -> web.Response:
 
 
 @routes.patch("/v1/profiles/{id}")
+@openapi.body(ProfilePatch)
 async def patch_profile(request: web.Request) -> web.Response:
     pid = _profile_id(request)
     if_version = None

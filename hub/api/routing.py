@@ -32,7 +32,7 @@ from routing import (
     as_datetime,
 )
 
-from .. import keys
+from .. import keys, openapi
 from ..router_service import RouterUnavailable, task_view
 from .errors import error_response
 
@@ -120,18 +120,21 @@ async def _task_op(request: web.Request, op: Callable[[Router, str], Any]) -> we
 
 
 @routes.post("/v1/tasks/{id}/accept")
+@openapi.body(AgentBody)
 async def accept(request: web.Request) -> web.Response:
     body = await _body(request, AgentBody)
     return await _task_op(request, lambda r, tid: r.accept(tid, body.agent_id))
 
 
 @routes.post("/v1/tasks/{id}/decline")
+@openapi.body(DeclineBody)
 async def decline(request: web.Request) -> web.Response:
     body = await _body(request, DeclineBody)
     return await _task_op(request, lambda r, tid: r.decline(tid, body.agent_id, body.reason))
 
 
 @routes.post("/v1/tasks/{id}/transfer")
+@openapi.body(TransferBody)
 async def transfer(request: web.Request) -> web.Response:
     body = await _body(request, TransferBody)
     if body.queue is None and body.agent_id is None:
@@ -141,18 +144,21 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/tasks/{id}/wrapup")
+@openapi.body(WrapupBody)
 async def wrapup(request: web.Request) -> web.Response:
     body = await _body(request, WrapupBody)
     return await _task_op(request, lambda r, tid: r.wrapup(tid, body.disposition, body.note))
 
 
 @routes.post("/v1/tasks/{id}/complete")
+@openapi.body(WrapupBody)
 async def complete(request: web.Request) -> web.Response:
     body = await _body(request, WrapupBody)
     return await _task_op(request, lambda r, tid: r.complete(tid, body.disposition, body.note))
 
 
 @routes.post("/v1/tasks/{id}/abandon")
+@openapi.body(ReasonBody)
 async def abandon(request: web.Request) -> web.Response:
     """The customer left before an agent accepted (a call hung up, a chat closed): 409 once assigned,
     when the end of the conversation is a wrap-up instead."""
@@ -161,6 +167,7 @@ async def abandon(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/tasks/{id}/cancel")
+@openapi.body(ReasonBody)
 async def cancel(request: web.Request) -> web.Response:
     """Withdraw a live task in any state (a duplicate, a spam message); its agent's capacity comes back."""
     body = await _body(request, ReasonBody)
@@ -211,6 +218,7 @@ async def list_agents(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/agents/{id}/presence")
+@openapi.body(PresenceBody)
 async def set_presence(request: web.Request) -> web.Response:
     body = await _body(request, PresenceBody)
     agent_id = request.match_info["id"]
