@@ -67,11 +67,15 @@ class Dispatcher:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="omnihub-outbound-dispatcher")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop claiming; give sends under way `grace_s` to finish. One still running then is
+        cancelled: its lease runs out and it is sent again, rather than holding up shutdown."""
         await cancel_and_wait(self._task)
         self._task = None
         if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+            _, late = await asyncio.wait(set(self._sending), timeout=grace_s)
+            for task in late:
+                await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

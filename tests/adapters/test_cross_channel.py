@@ -25,7 +25,7 @@ INBOUND = "/channels/sms_twilio/inbound"
 
 
 @pytest.fixture
-async def hub(aiohttp_client, make_settings, twilio, twilio_config, tmp_path):
+async def hub(twilio, twilio_config, aiohttp_client, make_settings, tmp_path):
     peer = CapturingHandler()
     controller = capturing_server(peer)
     mail = {"smtp_listen": "127.0.0.1:0", "smtp_auth": {USER: PASSWORD}, "smtp_auth_require_tls": False,

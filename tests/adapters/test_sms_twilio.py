@@ -25,7 +25,7 @@ CUSTOMER = "+821012345678"
 
 
 @pytest.fixture
-async def hub(aiohttp_client, make_settings, twilio, twilio_config, tmp_path):
+async def hub(twilio, twilio_config, aiohttp_client, make_settings, tmp_path):
     settings = make_settings(public_base_url=PUBLIC_BASE_URL, blob_dir=str(tmp_path / "blobs"),
                              adapters={"sms_twilio": twilio_config})
     client = await aiohttp_client(create_app(settings))
@@ -245,7 +245,7 @@ def parser_config():  # the parser needs no running fake
 
 
 
-async def test_webhooks_signed_with_a_shared_key_and_sha256(aiohttp_client, make_settings, twilio, twilio_config,
+async def test_webhooks_signed_with_a_shared_key_and_sha256(twilio, twilio_config, aiohttp_client, make_settings,
                                                             tmp_path):
     from urllib.parse import urlencode
 
@@ -282,8 +282,9 @@ async def test_auto_channel_follows_consent_and_falls_back(hub):
     assert reply_auto.status == 422 and (await reply_auto.json())["fields"][0]["field"] == "channel"
 
 
-async def test_a_message_claimed_by_a_hub_that_died_is_sent_when_its_lease_runs_out(aiohttp_client, make_settings,
-                                                                                  twilio, twilio_config, tmp_path):
+async def test_a_message_claimed_by_a_hub_that_died_is_sent_when_its_lease_runs_out(twilio, twilio_config,
+                                                                                  aiohttp_client, make_settings,
+                                                                                  tmp_path):
     from datetime import UTC, datetime, timedelta
 
     from hub.storage.engine import create_engine

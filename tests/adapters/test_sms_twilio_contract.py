@@ -16,7 +16,7 @@ class TestTwilioSmsContract(AdapterContract):
     adapter_name = "sms_twilio"
 
     @pytest.fixture
-    async def hub(self, aiohttp_client, make_settings, twilio, twilio_config, tmp_path):
+    async def hub(self, twilio, twilio_config, aiohttp_client, make_settings, tmp_path):
         settings = make_settings(public_base_url=PUBLIC_BASE_URL, blob_dir=str(tmp_path / "blobs"),
                                  adapters={"sms_twilio": twilio_config})
         client = await aiohttp_client(create_app(settings))

@@ -180,7 +180,7 @@ async def test_templated_message_send_waits_in_scheduled_actions(hub, amqp_url, 
     assert json.loads(rows[0].payload)["message_id"] == "send-1"
 
 
-async def test_message_send_with_a_body_is_sent_through_the_channel_adapter(aiohttp_client, aiohttp_server, make_settings,
+async def test_message_send_with_a_body_is_sent_through_the_channel_adapter(aiohttp_server, aiohttp_client, make_settings,
                                                                             amqp_url, names, tmp_path):
     from tests.adapters.fake_twilio import OUR_NUMBER, FakeTwilio
 
