@@ -142,6 +142,8 @@ class RouterCore:
             if agent is not None and agent.presence is not _OFFLINE:
                 task.parked_for = pref
                 task.token += 1
+                if not agent.parked:
+                    agent.parked = []
                 heapq.heappush(agent.parked, task_entry(task))
                 self._timers.schedule(task.preferred_until, TimerKind.PREFERENCE, task, task.token)
                 if agent.can_take(task.channel):
@@ -256,7 +258,7 @@ class RouterCore:
 
     def _release_parked(self, agent: Agent, now: float) -> None:
         """The agent logged out: tasks waiting for it by name go to their pools."""
-        entries, agent.parked = agent.parked, []
+        entries, agent.parked = agent.parked, ()
         for entry in entries:
             t = entry[4]
             if t.token == entry[3] and t.parked_for == agent.id and t.state is _WAITING:

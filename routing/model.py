@@ -148,7 +148,9 @@ class Agent:
     last_offer_seq: int = 0
     version: int = 0  # bumped on every change that matters to matching; stale heap entries differ
     pools: list[Any] = field(default_factory=list, repr=False)
-    parked: list[Any] = field(default_factory=list, repr=False)  # heap of tasks waiting for this agent
+    # Heap of tasks waiting for this agent by name; an empty tuple until the first one, so that
+    # 10,000 agents are not 10,000 more empty lists for the garbage collector to traverse.
+    parked: list[Any] | tuple[()] = field(default=(), repr=False)
 
     def can_take(self, channel: str) -> bool:
         if self.presence is not _AVAILABLE:
@@ -181,6 +183,8 @@ class Agent:
             idle_since=data.get("idle_since"), missed_in_row=int(data.get("missed_in_row", 0)),
         )
 
+
+NO_ONE: frozenset[str] = frozenset()
 
 _TASK_FIELDS = (
     "id", "queue", "channel", "interaction_id", "profile_id", "priority", "required_skills",
@@ -218,7 +222,9 @@ class Task:
     sla_breached: bool = False
     escalation_level: int = 0  # steps of the current queue already applied
     skill_overrides: dict[str, int] = field(default_factory=dict)  # from escalation; 0 drops a skill
-    declined_by: set[str] = field(default_factory=set)  # never offered again to these agents
+    # Never offered again to these agents. Immutable, and one shared empty set by default: a set per
+    # task was one more object for the garbage collector to traverse, 46,000 of them at 10,000 agents.
+    declined_by: frozenset[str] = NO_ONE
     seq: int = 0  # tie-break among equal enqueue times, assigned by the router
     # --- runtime only ---
     pool: Any = field(default=None, repr=False)
@@ -256,5 +262,5 @@ class Task:
         kwargs["state"] = TaskState(kwargs.get("state", TaskState.WAITING))
         kwargs["required_skills"] = dict(kwargs.get("required_skills") or {})
         kwargs["skill_overrides"] = dict(kwargs.get("skill_overrides") or {})
-        kwargs["declined_by"] = set(kwargs.get("declined_by") or ())
+        kwargs["declined_by"] = frozenset(kwargs.get("declined_by") or ()) or NO_ONE
         return cls(**kwargs)

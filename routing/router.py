@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from .clock import TimerKind
 from .errors import DuplicateTask, InvalidTransition, QueueInUse, RoutingError
 from .events import AgentEventKind, RoutingEvent, TaskEventKind
-from .model import DEFAULT_CAPACITY, Agent, Capacity, Presence, Queue, Task, TaskState
+from .model import DEFAULT_CAPACITY, NO_ONE, Agent, Capacity, Presence, Queue, Task, TaskState
 from .restore import RestorableCore
 from .stats import AgentState, QueueStats, QueueWindow
 
@@ -195,7 +195,7 @@ class Router(RestorableCore):
         task = self._offered_to(task_id, agent_id)
         agent = self._agents[agent_id]
         self._back_in_line(task, agent)
-        task.declined_by.add(agent_id)
+        task.declined_by |= {agent_id}
         agent.missed_in_row = 0
         self._emit(TaskEventKind.DECLINED, task, now, agent_id=agent_id, reason=reason)
         self._agent_changed(agent)
@@ -225,7 +225,8 @@ class Router(RestorableCore):
             task.agent_id = task.offered_at = None
         else:
             self._unplace(task)
-        task.declined_by = {from_agent} if from_agent is not None and from_agent != agent_id else set()
+        task.declined_by = (frozenset((from_agent,)) if from_agent is not None and from_agent != agent_id
+                            else NO_ONE)
         moved = queue is not None and queue != task.queue
         if moved:
             self._move_queue(task, queue, now)
