@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas import OmnihubError
 
@@ -43,15 +43,29 @@ def validate_config(cls: type[ChannelAdapter], raw: Mapping[str, Any]) -> Adapte
         return cls.Config.model_validate(dict(raw))
     except ValidationError as exc:
         problems = []
-        known = list(cls.Config.model_fields)
         for err in exc.errors(include_url=False, include_input=False):
             where = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
+                known = list(_model_at(cls.Config, err["loc"][:-1]).model_fields)
                 hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
                 problems.append(f"{where}: unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
             else:
                 problems.append(f"{where}: {err['msg']}")
         raise AdapterConfigError(f"adapters.{cls.name}: " + "; ".join(problems)) from None
+
+
+def _model_at(model: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel]:
+    """The settings model a nested key belongs to (`imap.passwrd` -> the IMAP settings model)."""
+    for name in path:
+        field = model.model_fields.get(str(name))
+        if field is None:
+            return model
+        nested = [t for t in (field.annotation, *get_args(field.annotation))
+                  if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not nested:
+            return model
+        model = nested[0]
+    return model
 
 
 def build(configured: Mapping[str, Mapping[str, Any]], deps_for: Any,

@@ -99,3 +99,10 @@ async def test_the_readme_example_adapter_runs_as_a_third_party_package(webform_
     assert bad.status == 422
     assert any("sender" in f["field"] for f in (await bad.json())["fields"])
     assert await count_rows(hub.app, "interactions") == 1
+
+
+def test_a_nested_unknown_key_suggests_the_right_one():
+    email = {"smtp_listen": "127.0.0.1:0", "trusted_networks": ["127.0.0.0/8"],
+             "imap": {"host": "imap.example.com", "username": "help", "passwrd": "x"}}
+    with pytest.raises(AdapterConfigError, match="imap.passwrd: unknown key \\(did you mean 'password'\\?\\)"):
+        build({"email": email}, lambda cls: None)
