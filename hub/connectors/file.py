@@ -102,6 +102,12 @@ class FileTarget:
 
     def _recover(self) -> None:
         _, name, committed, _, _ = self._state()
+        # A part the ledger does not name was opened by a worker killed before its ledger update:
+        # it holds a header and nothing committed, so it goes (the next open takes its number).
+        for orphan in self.work.glob("*.part"):
+            if name is None or orphan.name != self._part(name).name:
+                log.warning("unfinished file with no committed records removed", extra={"file": orphan.name})
+                orphan.unlink()
         if name is None:
             return
         if (self.dir / name).exists():  # renamed before the crash; only the ledger lagged

@@ -141,3 +141,22 @@ def test_multibyte_widths_count_bytes():
         assert "9 bytes do not fit in 6" in str(exc)
     else:
         raise AssertionError("overflow not refused")
+
+
+def test_a_restart_removes_a_file_opened_by_a_worker_killed_before_its_ledger_named_it(tmp_path):
+    """Killed between writing a new file's header and recording it in the ledger: the file holds
+    nothing committed, so the next start removes it; the file the ledger names is kept."""
+    from hub.connectors.file import FileTarget, FileTargetConfig
+    from hub.connectors.worker import Event
+
+    config = FileTargetConfig(dir=tmp_path / "drop", format="fixed", fields=FIELDS, header=True,
+                              rotate_records=1000)
+    target = FileTarget(config)
+    body = {"id": "e-1", "data": {"profile_id": "p-000001", "display_name": "Customer 1", "n": 1}}
+    target.write([Event("e-1", "profile.updated", json.dumps(body).encode(), body)])
+    named = next(target.work.glob("*.part"))
+    target.close()
+    orphan = target.work / "omnihub_20261123000000_000009.dat.part"
+    orphan.write_bytes(b"H" + b" " * (WIDTH - 1) + b"\n")
+    FileTarget(config).close()
+    assert sorted(p.name for p in target.work.glob("*.part")) == [named.name]
