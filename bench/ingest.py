@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +91,34 @@ def measure(cmd: list[str], port: int, env: dict[str, str], args, script: Path) 
         proc.wait(10)
 
 
+def alternate_rounds(args, script: Path, hub_env: Callable[[int], dict[str, str]]) -> tuple[list, list]:
+    """Floor and hub runs, alternating for args.rounds rounds; `hub_env(round)` adds the hub's settings."""
+    floors, hubs = [], []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    omnihub = Path(sys.executable).with_name("omnihub")
+    for round_no in range(args.rounds):
+        port = free_port()
+        floors.append(measure([sys.executable, str(ROOT / "bench/floor_server.py"), str(port)],
+                              port, env, args, script))
+        port = free_port()
+        hubs.append(measure([str(omnihub), "serve", "--port", str(port)], port,
+                            {**env, "OMNIHUB_LOG_LEVEL": "WARNING", **hub_env(round_no)}, args, script))
+    return floors, hubs
+
+
+def report(name: str, args, floor_label: str, hub_label: str, hub_note: str, floors: list, hubs: list,
+           target: str = "") -> None:
+    floor, hub = statistics.median(r for r, _ in floors), statistics.median(r for r, _ in hubs)
+    where = "server pinned to core 0, wrk to core 1" if PIN else "unpinned"
+    width = max(len(floor_label), len(hub_label), len("ratio")) + 1
+    print(f"{name} bench: wrk 1 thread, {args.connections} connections, {args.seconds}s x {args.rounds} rounds "
+          f"(medians), {where}")
+    print(f"{floor_label:<{width}}: {floor:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in floors)}")
+    print(f"{hub_label:<{width}}: {hub:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in hubs)}")
+    print(" " * (width + 2) + f"{hub_note}; p99 " + ", ".join(p for _, p in hubs))
+    print(f"{'ratio':<{width}}: {hub / floor:9.2f}" + (f"  ({target})" if target else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="omnihub ingest throughput against a bare aiohttp floor")
     parser.add_argument("--seconds", type=int, default=10)
@@ -101,29 +130,13 @@ def main() -> None:
     PIN = not args.no_pin
     if not shutil.which("wrk"):
         sys.exit("bench/ingest.py needs wrk: apt-get install wrk")
-    floors, hubs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "ingest.lua"
         script.write_text(LUA)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        omnihub = Path(sys.executable).with_name("omnihub")
-        for round_no in range(args.rounds):
-            port = free_port()
-            floors.append(measure([sys.executable, str(ROOT / "bench/floor_server.py"), str(port)],
-                                  port, env, args, script))
-            port = free_port()
-            hub_env = {**env, "OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench{round_no}.db",
-                       "OMNIHUB_LOG_LEVEL": "WARNING"}
-            hubs.append(measure([str(omnihub), "serve", "--port", str(port)], port, hub_env, args, script))
-    floor, hub = statistics.median(r for r, _ in floors), statistics.median(r for r, _ in hubs)
-    where = "server pinned to core 0, wrk to core 1" if PIN else "unpinned"
-    print(f"ingest bench: wrk 1 thread, {args.connections} connections, {args.seconds}s x {args.rounds} rounds "
-          f"(medians), {where}")
-    print(f"floor  bare aiohttp JSON handler : {floor:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in floors)}")
-    print(f"omnihub POST /v1/interactions    : {hub:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in hubs)}")
-    print("                                   SQLite, every 201 a durable commit; p99 "
-          + ", ".join(p for _, p in hubs))
-    print(f"ratio                            : {hub / floor:9.2f}  (target >= 0.40)")
+        floors, hubs = alternate_rounds(
+            args, script, lambda n: {"OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench{n}.db"})
+    report("ingest", args, "floor  bare aiohttp JSON handler", "omnihub POST /v1/interactions",
+           "SQLite, every 201 a durable commit", floors, hubs, "target >= 0.40")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ Target (issue 4): a figure, with its ratio to the floor.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -68,34 +66,17 @@ def main() -> None:
     common.PIN = not args.no_pin
     if not shutil.which("wrk"):
         sys.exit("bench/sms.py needs wrk: apt-get install wrk")
-    floors, hubs = [], []
-    root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "sms.lua"
         script.write_text(requests_lua(args.requests, Path(tmp) / "sms-requests.txt"))
-        env = {**os.environ, "PYTHONPATH": str(root)}
-        omnihub = Path(sys.executable).with_name("omnihub")
-        for round_no in range(args.rounds):
-            port = common.free_port()
-            floors.append(common.measure([sys.executable, str(root / "bench/floor_server.py"), str(port)],
-                                         port, env, args, script))
-            port = common.free_port()
-            hub_env = {**env, "OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/sms{round_no}.db",
-                       "OMNIHUB_LOG_LEVEL": "WARNING", "OMNIHUB_PUBLIC_BASE_URL": PUBLIC,
-                       "OMNIHUB_BLOB_DIR": f"{tmp}/blobs",
-                       "OMNIHUB_ADAPTERS__SMS_TWILIO__ACCOUNT_SID": ACCOUNT_SID,
-                       "OMNIHUB_ADAPTERS__SMS_TWILIO__AUTH_TOKEN": TOKEN,
-                       "OMNIHUB_ADAPTERS__SMS_TWILIO__FROM_NUMBER": "+15005550006"}
-            hubs.append(common.measure([str(omnihub), "serve", "--port", str(port)], port, hub_env, args, script))
-    floor, hub = statistics.median(r for r, _ in floors), statistics.median(r for r, _ in hubs)
-    where = "server pinned to core 0, wrk to core 1" if common.PIN else "unpinned"
-    print(f"sms bench: wrk 1 thread, {args.connections} connections, {args.seconds}s x {args.rounds} rounds "
-          f"(medians), {where}")
-    print(f"floor  bare aiohttp form handler     : {floor:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in floors)}")
-    print(f"omnihub signed Twilio SMS webhook    : {hub:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in hubs)}")
-    print("                                       signature check + durable ingest (SQLite); p99 "
-          + ", ".join(p for _, p in hubs))
-    print(f"ratio                                : {hub / floor:9.2f}")
+        floors, hubs = common.alternate_rounds(args, script, lambda n: {
+            "OMNIHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/sms{n}.db", "OMNIHUB_PUBLIC_BASE_URL": PUBLIC,
+            "OMNIHUB_BLOB_DIR": f"{tmp}/blobs",
+            "OMNIHUB_ADAPTERS__SMS_TWILIO__ACCOUNT_SID": ACCOUNT_SID,
+            "OMNIHUB_ADAPTERS__SMS_TWILIO__AUTH_TOKEN": TOKEN,
+            "OMNIHUB_ADAPTERS__SMS_TWILIO__FROM_NUMBER": "+15005550006"})
+    common.report("sms", args, "floor  bare aiohttp form handler", "omnihub signed Twilio SMS webhook",
+                  "signature check + durable ingest (SQLite)", floors, hubs)
 
 
 if __name__ == "__main__":
