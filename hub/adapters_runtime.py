@@ -68,6 +68,14 @@ def mount_adapters(app: web.Application) -> None:
             app.router.add_route(hook.method, path, _guarded(adapter, hook))
 
 
+def channel_adapters(app: web.Application) -> dict[str, str]:
+    """Which adapter sends on each channel: the first configured for it."""
+    found: dict[str, str] = {}
+    for adapter in app[keys.ADAPTERS].values():
+        found.setdefault(adapter.channel, adapter.name)
+    return found
+
+
 async def adapters_ctx(app: web.Application) -> AsyncIterator[None]:
     running = list(app[keys.ADAPTERS].values())
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:

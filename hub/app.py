@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 
 from . import keys, openapi
-from .adapters_runtime import adapters_ctx, mount_adapters
+from .adapters_runtime import adapters_ctx, channel_adapters, mount_adapters
 from .api import interactions as interactions_api
 from .api import messages as messages_api
 from .api import asyncapi as asyncapi_api
@@ -142,7 +142,7 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
 async def _send_command(app: web.Application, command: Any, message_id: str) -> dict[str, Any] | None:
     if command.body is None:
         return None  # templates are not built yet: the consumer keeps it in scheduled_actions
-    channels = {a.channel: a.name for a in reversed(list(app[keys.ADAPTERS].values()))}
+    channels = channel_adapters(app)
     async with writer(app[keys.ENGINE]).begin() as conn:  # type: ignore[union-attr]
         result = await conn.run_sync(accept_command, command, message_id, adapters=channels,
                                      now=datetime.now(UTC))

@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from .. import keys
+from ..adapters_runtime import channel_adapters
 from ..openapi import body
 from ..outbound import MessageRequest, OutboundRefused, accept
 from ..storage.engine import writer
@@ -28,7 +29,7 @@ routes = web.RouteTableDef()
 @body(MessageRequest)
 async def post_message(request: web.Request) -> web.Response:
     req = MessageRequest.model_validate_json(await request.read(), context=request.app[keys.VALIDATION_CONTEXT])
-    channels = {a.channel: a.name for a in reversed(list(request.app[keys.ADAPTERS].values()))}
+    channels = channel_adapters(request.app)
     try:
         async with writer(request.app[keys.ENGINE]).begin() as conn:  # type: ignore[union-attr]
             row, created = await conn.run_sync(accept, req, adapters=channels, now=datetime.now(UTC))
