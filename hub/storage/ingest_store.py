@@ -8,6 +8,7 @@ not per row, keeps a durable ingest cheap.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import operator
 import uuid
@@ -32,6 +33,17 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
+# Built once with expanding parameters: a statement built per call with its values inlined cost
+# SQLAlchemy a fresh cache key each time, about three times the query itself (once per group commit).
+_BY_REF = select(interactions.c.provider_ref, interactions.c.id, interactions.c.profile_id).where(
+    interactions.c.channel == bindparam("channel"), interactions.c.provider == bindparam("provider"),
+    interactions.c.provider_ref.in_(bindparam("refs", expanding=True)),
+)
+_BY_IDENTIFIER = select(identifiers.c.value, identifiers.c.profile_id).where(
+    identifiers.c.type == bindparam("type"), identifiers.c.value.in_(bindparam("values", expanding=True)),
+)
+
+
 def find_interactions_by_ref(conn: Connection, refs: Sequence[RefKey]) -> dict[RefKey, tuple[uuid.UUID, uuid.UUID | None]]:
     # Grouped by (channel, provider) with a plain IN on provider_ref: SQLite answers a row-value
     # IN with a full table scan, but this form searches the unique index on both backends.
@@ -39,14 +51,9 @@ def find_interactions_by_ref(conn: Connection, refs: Sequence[RefKey]) -> dict[R
     for channel, provider, ref in refs:
         groups[(channel, provider)].append(ref)
     found: dict[RefKey, tuple[uuid.UUID, uuid.UUID | None]] = {}
-    cols = interactions.c
     for (channel, provider), provider_refs in groups.items():
         for chunk in _chunks(provider_refs):
-            rows = conn.execute(
-                select(cols.provider_ref, cols.id, cols.profile_id).where(
-                    cols.channel == channel, cols.provider == provider, cols.provider_ref.in_(chunk)
-                )
-            )
+            rows = conn.execute(_BY_REF, {"channel": channel, "provider": provider, "refs": list(chunk)})
             for ref, iid, pid in rows:
                 found[(channel, provider, ref)] = (iid, pid)
     return found
@@ -57,10 +64,9 @@ def find_identifiers(conn: Connection, keys: Sequence[IdentKey]) -> dict[IdentKe
     for kind, value in keys:
         groups[kind].append(value)
     found: dict[IdentKey, uuid.UUID] = {}
-    cols = identifiers.c
     for kind, values in groups.items():
         for chunk in _chunks(values):
-            for value, pid in conn.execute(select(cols.value, cols.profile_id).where(cols.type == kind, cols.value.in_(chunk))):
+            for value, pid in conn.execute(_BY_IDENTIFIER, {"type": kind, "values": list(chunk)}):
                 found[(kind, value)] = pid
     return found
 
@@ -171,7 +177,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     for start in range(0, len(values), per_chunk):
         chunk = values[start:start + per_chunk]
         conn.exec_driver_sql(_multi_row_sql(table, keys, dialect, len(chunk)),
-                             tuple(v for row in chunk for v in row))
+                             tuple(itertools.chain.from_iterable(chunk)))
 
 
 # SQLite before 3.32 allows 999 bound variables per statement; stay under that everywhere.
@@ -202,21 +208,14 @@ def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect) -> t
     ]
 
     def convert(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        # A group's rows share timestamps (created_at = the group's now): convert each value once.
-        seen: dict[tuple[int, Any], Any] = {}
-        out = []
-        for row in rows:
-            values = list(getter(row)) if len(keys) > 1 else [getter(row)]
-            for i, process in processed:
-                value = values[i]
-                if value is not None:
-                    memo = (i, value)
-                    converted = seen.get(memo)
-                    if converted is None:
-                        converted = seen[memo] = process(value)
-                    values[i] = converted
-            out.append(tuple(values))
-        return out
+        # Column by column: one list comprehension per converted column, zip for the rest.
+        values = [getter(row) for row in rows] if len(keys) > 1 else [(getter(row),) for row in rows]
+        if not processed:
+            return values
+        columns = list(zip(*values))
+        for i, process in processed:
+            columns[i] = [None if value is None else process(value) for value in columns[i]]
+        return list(zip(*columns))
 
     return sql, convert
 
