@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -51,10 +52,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect):
+        if dialect.name == "sqlite":
+            # One C-level isoformat instead of process_bind_param plus the dialect's %-format; the
+            # same text SQLite's DATETIME stores ('2026-11-23 01:00:00.000000'), so comparisons
+            # against values bound by either path agree. The ingest writer binds several a row.
+            return _sqlite_utc_text
+        return super().bind_processor(dialect)
+
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Cached: a group commit stamps many rows with the same `now`; equal instants give equal text.
+@functools.lru_cache(maxsize=4096)
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 profiles = Table(
