@@ -122,7 +122,7 @@ def _ingest_for(app: web.Application, cls: type[ChannelAdapter]):
         if not interaction.provider_ref:
             raise MissingDedupeKey(f"adapter {cls.name} gave an interaction with no provider_ref")
         result = await app[keys.PIPELINE].ingest(interaction)
-        app[keys.METRICS].ingested.labels(interaction.channel, "created" if result.created else "repeat").inc()
+        app[keys.METRICS].count_ingested(interaction.channel, result.created)
         return result
 
     return ingest

@@ -47,7 +47,12 @@ def event_row(
     if data_json is None:
         data_json = json.dumps(data or {}, separators=(",", ":"), default=str)
     subject_text = None if subject is None else str(subject)
-    subject_json = "null" if subject_text is None else json.dumps(subject_text)
+    if subject_text is None:
+        subject_json = "null"
+    elif isinstance(subject, uuid.UUID):
+        subject_json = f'"{subject_text}"'  # hex and hyphens: nothing to escape
+    else:
+        subject_json = json.dumps(subject_text)
     body = (
         _head(event_type) % event_id
         + '"time":"%s","subject":%s,"datacontenttype":"application/json","data":%s}'

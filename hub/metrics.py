@@ -11,6 +11,7 @@ class Metrics:
         self.ingested = Counter(
             "omnihub_ingest_total", "Interactions ingested", ["channel", "outcome"], registry=self.registry
         )
+        self._ingested_children: dict[tuple[str, bool], Counter] = {}
         self.ingest_seconds = Histogram(
             "omnihub_ingest_seconds", "Time from request to durable commit", registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
@@ -36,3 +37,11 @@ class Metrics:
             "omnihub_messages_total", "Outbound messages by final dispatch outcome", ["channel", "outcome"],
             registry=self.registry,
         )
+
+    def count_ingested(self, channel: str, created: bool) -> None:
+        # labels() takes a lock and builds a key on every call; the ingest path counts each request.
+        key = (channel, created)
+        child = self._ingested_children.get(key)
+        if child is None:
+            child = self._ingested_children[key] = self.ingested.labels(channel, "created" if created else "repeat")
+        child.inc()

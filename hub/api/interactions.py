@@ -26,7 +26,7 @@ async def post_interaction(request: web.Request) -> web.Response:
     interaction = Interaction.model_validate_json(body, context=request.app[keys.VALIDATION_CONTEXT])
     result = await request.app[keys.PIPELINE].ingest(interaction)
     metrics = request.app[keys.METRICS]
-    metrics.ingested.labels(interaction.channel, "created" if result.created else "repeat").inc()
+    metrics.count_ingested(interaction.channel, result.created)
     metrics.ingest_seconds.observe(time.perf_counter() - started)
     payload = {
         "id": str(result.interaction_id),
