@@ -21,10 +21,15 @@ def create_engine(database_url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def create_sync_sqlite_engine(url: URL) -> Engine:
-    """The stdlib-driver twin of an aiosqlite engine, for the ingest writer's own thread."""
+def create_sync_sqlite_engine(url: URL, *, wait_for_lock: bool = True) -> Engine:
+    """The stdlib-driver twin of an aiosqlite engine, for the ingest writer.
+
+    With wait_for_lock=False a connection that finds another one writing fails at once (SQLITE_BUSY)
+    instead of waiting: the event loop's thread must never sleep on a lock that a coroutine on that
+    same loop holds.
+    """
     engine = sa_create_engine(url.set(drivername="sqlite"), pool_size=1, max_overflow=0)
-    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "connect", _sqlite_connect if wait_for_lock else _sqlite_connect_no_wait)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
 
@@ -45,6 +50,11 @@ def _sqlite_connect(dbapi_conn, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_connect_no_wait(dbapi_conn, record) -> None:
+    _sqlite_connect(dbapi_conn, record)
+    dbapi_conn.execute("PRAGMA busy_timeout=0")
 
 
 def _sqlite_begin(conn) -> None:

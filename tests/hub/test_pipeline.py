@@ -114,3 +114,31 @@ async def test_steps_see_the_profile_and_their_changes_are_stored(engine, pipeli
     assert [r.priority for r in rows] == [7, 7]
     assert '"tags":["new-customer"]' in rows[0].document
     assert '"tags":["seen-before"]' in rows[1].document
+
+
+async def test_a_transaction_held_on_the_same_loop_delays_ingest_but_never_the_loop(engine, pipeline):
+    """A coroutine of this hub holds the write lock across awaits: the ingest waits for it, off the loop."""
+    from hub.storage.engine import writer
+
+    lags: list[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - before - 0.01)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        async with writer(engine).begin() as conn:  # BEGIN IMMEDIATE on SQLite
+            await conn.execute(text("UPDATE outbox SET failed_reason = NULL WHERE seq < 0"))
+            ingest = asyncio.create_task(pipeline.ingest(interaction(sms("010-4242-0001", ref="SM-held"))))
+            await asyncio.sleep(0.3)
+            assert not ingest.done() or (await ingest).created  # PostgreSQL needs no lock for this
+        result = await asyncio.wait_for(ingest, 10)
+    finally:
+        ticking.cancel()
+    assert result.created
+    assert await count_rows(engine, "interactions") == 1
+    assert max(lags) < 0.2, f"the event loop stalled for {max(lags):.2f}s"
