@@ -13,6 +13,10 @@ from schemas import EVENT_SOURCE, routing_key
 from .ids import new_id
 
 
+# json.dumps with any non-default argument builds a new encoder on every call.
+_DATA_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 @functools.lru_cache(maxsize=256)
 def _head(event_type: str) -> str:
     return '{"specversion":"1.0","id":"%%s","type":%s,"source":%s,' % (json.dumps(event_type), json.dumps(EVENT_SOURCE))
@@ -45,7 +49,7 @@ def event_row(
     """
     event_id = new_id()
     if data_json is None:
-        data_json = json.dumps(data or {}, separators=(",", ":"), default=str)
+        data_json = _DATA_ENCODER.encode(data or {})
     subject_text = None if subject is None else str(subject)
     if subject_text is None:
         subject_json = "null"
