@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select, update
+from sqlalchemy import Column, Connection, Dialect, Select, Table, bindparam, insert, select, update
 
 from .models import identifiers, interactions, merge_suggestions, profile_merges, profiles
 
@@ -33,15 +33,41 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[i : i + size]
 
 
-# Built once with expanding parameters: a statement built per call with its values inlined cost
-# SQLAlchemy a fresh cache key each time, about three times the query itself (once per group commit).
-_BY_REF = select(interactions.c.provider_ref, interactions.c.id, interactions.c.profile_id).where(
-    interactions.c.channel == bindparam("channel"), interactions.c.provider == bindparam("provider"),
-    interactions.c.provider_ref.in_(bindparam("refs", expanding=True)),
-)
-_BY_IDENTIFIER = select(identifiers.c.value, identifiers.c.profile_id).where(
-    identifiers.c.type == bindparam("type"), identifiers.c.value.in_(bindparam("values", expanding=True)),
-)
+def _select_in(conn: Connection, columns: tuple[Column, ...], equal: tuple[Column, ...], among: Column,
+               equal_values: tuple[Any, ...], values: Sequence[Any]) -> Iterable[tuple[Any, ...]]:
+    """SELECT columns WHERE each of `equal` = its value AND `among` IN values (once per group commit)."""
+    if conn.dialect.paramstyle != "qmark":
+        params = {f"e{i}": v for i, v in enumerate(equal_values)} | {"among": list(values)}
+        return conn.execute(_expanding_select(columns, equal, among), params)
+    # The stdlib driver: the SQL text for this many values is made once, and the driver gets a
+    # plain tuple. SQLAlchemy re-rendering the expanding IN on every call cost more than the query.
+    sql, processors = _qmark_select(columns, equal, among, len(values), conn.dialect)
+    rows = conn.exec_driver_sql(sql, (*equal_values, *values)).fetchall()
+    if not processors:
+        return rows
+    return [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row)) for row in rows]
+
+
+@functools.lru_cache(maxsize=32)
+def _expanding_select(columns: tuple[Column, ...], equal: tuple[Column, ...], among: Column) -> Select:
+    # Built once: a statement built per call with its values inlined cost SQLAlchemy a fresh cache key.
+    return select(*columns).where(*(c == bindparam(f"e{i}") for i, c in enumerate(equal)),
+                                  among.in_(bindparam("among", expanding=True)))
+
+
+@functools.lru_cache(maxsize=256)
+def _qmark_select(columns: tuple[Column, ...], equal: tuple[Column, ...], among: Column, count: int,
+                  dialect: Dialect) -> tuple[str, list[Callable[[Any], Any] | None]]:
+    name = dialect.identifier_preparer.format_column
+    sql = "SELECT {} FROM {} WHERE {}{} IN ({})".format(
+        ", ".join(name(c) for c in columns),
+        dialect.identifier_preparer.format_table(among.table),
+        "".join(f"{name(c)} = ? AND " for c in equal),
+        name(among),
+        ", ".join("?" * count),
+    )
+    processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+    return sql, processors if any(processors) else []
 
 
 def find_interactions_by_ref(conn: Connection, refs: Sequence[RefKey]) -> dict[RefKey, tuple[uuid.UUID, uuid.UUID | None]]:
@@ -51,9 +77,11 @@ def find_interactions_by_ref(conn: Connection, refs: Sequence[RefKey]) -> dict[R
     for channel, provider, ref in refs:
         groups[(channel, provider)].append(ref)
     found: dict[RefKey, tuple[uuid.UUID, uuid.UUID | None]] = {}
+    c = interactions.c
     for (channel, provider), provider_refs in groups.items():
         for chunk in _chunks(provider_refs):
-            rows = conn.execute(_BY_REF, {"channel": channel, "provider": provider, "refs": list(chunk)})
+            rows = _select_in(conn, (c.provider_ref, c.id, c.profile_id), (c.channel, c.provider), c.provider_ref,
+                              (channel, provider), chunk)
             for ref, iid, pid in rows:
                 found[(channel, provider, ref)] = (iid, pid)
     return found
@@ -64,9 +92,10 @@ def find_identifiers(conn: Connection, keys: Sequence[IdentKey]) -> dict[IdentKe
     for kind, value in keys:
         groups[kind].append(value)
     found: dict[IdentKey, uuid.UUID] = {}
+    c = identifiers.c
     for kind, values in groups.items():
         for chunk in _chunks(values):
-            for value, pid in conn.execute(_BY_IDENTIFIER, {"type": kind, "values": list(chunk)}):
+            for value, pid in _select_in(conn, (c.value, c.profile_id), (c.type,), c.value, (kind,), chunk):
                 found[(kind, value)] = pid
     return found
 
