@@ -4,9 +4,39 @@ from __future__ import annotations
 
 import uuid
 
-from uuid_utils.compat import uuid7
+import uuid_utils
+
+_new = object.__new__
+_set = object.__setattr__
+_UNKNOWN = uuid.SafeUUID.unknown
+
+
+class UUID(uuid.UUID):
+    """A stdlib uuid.UUID that carries its text, made once by uuid-utils' Rust generator.
+
+    Every new interaction, profile and event id is turned into text several times (event bodies,
+    subjects, answers); the stdlib formats it in Python each time. Equal, hashed and compared as
+    any uuid.UUID; a copy or pickle is a plain uuid.UUID.
+    """
+
+    __slots__ = ("_text",)
+
+    def __str__(self) -> str:
+        return self._text
+
+    @property
+    def hex(self) -> str:
+        return self._text.replace("-", "")
+
+    def __reduce__(self):  # type: ignore[override]
+        return (uuid.UUID, (self._text,))
 
 
 def new_id() -> uuid.UUID:
-    """A stdlib uuid.UUID, version 7 (uuid-utils' Rust generator: ~3 us a call, monotonic in-process)."""
-    return uuid7()
+    """A version 7 UUID (monotonic in-process), as a uuid.UUID."""
+    generated = uuid_utils.uuid7()
+    value = _new(UUID)
+    _set(value, "int", generated.int)
+    _set(value, "is_safe", _UNKNOWN)
+    _set(value, "_text", str(generated))
+    return value
