@@ -11,6 +11,7 @@ import functools
 import itertools
 import json
 import operator
+import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -42,10 +43,23 @@ def _select_in(conn: Connection, columns: tuple[Column, ...], equal: tuple[Colum
     # The stdlib driver: the SQL text for this many values is made once, and the driver gets a
     # plain tuple. SQLAlchemy re-rendering the expanding IN on every call cost more than the query.
     sql, processors = _qmark_select(columns, equal, among, len(values), conn.dialect)
-    rows = conn.exec_driver_sql(sql, (*equal_values, *values)).fetchall()
+    rows = _execute(conn, sql, (*equal_values, *values)).fetchall()
     if not processors:
         return rows
     return [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row)) for row in rows]
+
+
+def _execute(conn: Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    """Run prepared qmark SQL; on the stdlib driver (the ingest writer) straight on its connection.
+
+    exec_driver_sql's execution context cost more than the driver's own work for a 30-row INSERT
+    (22 us against 8.5 us), and these statements need none of it (no result types, no events). The
+    same statements also run through aiosqlite (run_sync), whose driver connection is not sqlite3's.
+    """
+    driver = conn.connection.driver_connection
+    if isinstance(driver, sqlite3.Connection):
+        return driver.execute(sql, params)
+    return conn.exec_driver_sql(sql, params)
 
 
 @functools.lru_cache(maxsize=32)
@@ -205,8 +219,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     per_chunk = max(1, _MAX_VARIABLES // len(keys))
     for start in range(0, len(values), per_chunk):
         chunk = values[start:start + per_chunk]
-        conn.exec_driver_sql(_multi_row_sql(table, keys, dialect, len(chunk)),
-                             tuple(itertools.chain.from_iterable(chunk)))
+        _execute(conn, _multi_row_sql(table, keys, dialect, len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
 
 
 # SQLite before 3.32 allows 999 bound variables per statement; stay under that everywhere.
