@@ -30,6 +30,28 @@ class ImapConfig(AdapterConfig):
     idle: bool = True
     timeout_s: float = Field(30.0, gt=0)
     reconnect_max_s: float = Field(300.0, gt=0)
+    # A message the hub refuses this many times (not counting hub outages) is copied into
+    # failed_mailbox (created if missing) and passed over, so it cannot hold up the mail after it.
+    max_attempts: int = Field(5, ge=1)
+    failed_mailbox: str = Field("omnihub-failed", min_length=1, max_length=200)
+
+    @field_validator("failed_mailbox")
+    @classmethod
+    def _mailbox_name(cls, v: str) -> str:
+        # Sent as a quoted string: non-ASCII names would need modified UTF-7 (RFC 3501 5.1.3).
+        if not v.isascii() or not v.isprintable() or "*" in v or "%" in v:
+            raise ValueError("expected a mailbox name of printable ASCII without the wildcards * and %")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct_mailboxes(self) -> Self:
+        if _mailbox_key(self.failed_mailbox) == _mailbox_key(self.mailbox):
+            raise ValueError("failed_mailbox must not be the mailbox the poller reads")
+        return self
+
+
+def _mailbox_key(name: str) -> str:
+    return "INBOX" if name.upper() == "INBOX" else name  # only INBOX is case-insensitive (RFC 3501)
 
 
 class EmailConfig(AdapterConfig):
