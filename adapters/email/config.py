@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Self
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
@@ -17,6 +18,13 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+class ImapStart(enum.StrEnum):
+    """Where a poller with no saved position for its mailbox starts."""
+
+    ALL = "all"  # every message already in the mailbox is ingested
+    NEW = "new"  # what is there is taken as read: only mail arriving from now on is ingested
+
+
 class ImapConfig(AdapterConfig):
     host: str
     port: int = Field(993, ge=1, le=65535)
@@ -30,6 +38,7 @@ class ImapConfig(AdapterConfig):
     idle: bool = True
     timeout_s: float = Field(30.0, gt=0)
     reconnect_max_s: float = Field(300.0, gt=0)
+    start: ImapStart = ImapStart.ALL
     # A message the hub refuses this many times (not counting hub outages) is copied into
     # failed_mailbox (created if missing) and passed over, so it cannot hold up the mail after it.
     max_attempts: int = Field(5, ge=1)

@@ -34,13 +34,15 @@ import aioimaplib
 
 from adapters.base import AdapterDeps, HubUnavailable, PayloadError
 
-from .config import ImapConfig
+from .config import ImapConfig, ImapStart
 from .inbound import accept, parse_inbound
 from .retry import reconnect_retrying
 
 log = logging.getLogger("omnihub.adapters.email.imap")
 
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
+_STATUS_UIDNEXT = re.compile(rb"\(.*\bUIDNEXT (\d+)")
 _UID = re.compile(rb"\bUID (\d+)\b")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)\b")
 _STOP_GRACE_S = 30.0
@@ -59,6 +61,12 @@ def _ok(response: aioimaplib.Response, what: str) -> aioimaplib.Response:
     if response.result != "OK":
         raise ImapError(f"{what}: {response.result} {response.lines[-1:]!r}")
     return response
+
+
+@dataclass(frozen=True)
+class _Selected:
+    validity: str
+    uid_next: int | None  # from the SELECT answer; None when the server left it out
 
 
 @dataclass(frozen=True)
@@ -125,9 +133,9 @@ class ImapPoller:
         client = await self._connect()
         healthy = False
         try:
-            validity = await self._select(client)
+            selected = await self._select(client)
             while not self._stopping.is_set():
-                await self._drain(client, validity)
+                await self._drain(client, selected)
                 if not healthy:
                     healthy = True
                     self.connected.set()
@@ -159,25 +167,57 @@ class ImapPoller:
             raise
         return client
 
-    async def _select(self, client: aioimaplib.IMAP4) -> str:
+    async def _select(self, client: aioimaplib.IMAP4) -> _Selected:
         response = _ok(await client.select(self.config.mailbox), "SELECT")
+        # Servers must send both (RFC 3501 6.3.1); without UIDVALIDITY, UIDs are taken as stable.
+        validity, uid_next = "0", None
         for line in response.lines:
-            found = _UIDVALIDITY.search(bytes(line))
-            if found:
-                return found.group(1).decode()
-        return "0"  # servers must send it (RFC 3501); without one, UIDs are taken as stable
+            if found := _UIDVALIDITY.search(bytes(line)):
+                validity = found.group(1).decode()
+            elif found := _UIDNEXT.search(bytes(line)):
+                uid_next = int(found.group(1))
+        return _Selected(validity, uid_next)
 
-    async def _last_uid(self, validity: str) -> int:
+    async def _last_uid(self, client: aioimaplib.IMAP4, selected: _Selected) -> int:
         saved = await self.deps.state.get(self.state_key)
+        changed = False
         if saved:
             saved_validity, _, uid = saved.partition(":")
-            if saved_validity == validity and uid.isdigit():
+            if saved_validity == selected.validity and uid.isdigit():
                 return int(uid)
-            log.warning("imap UIDVALIDITY changed; reading the mailbox again (repeats are deduped)")
-        return 0
+            changed = True
+        match self.config.start:
+            case ImapStart.ALL:
+                if changed:
+                    log.warning("imap UIDVALIDITY changed; reading the mailbox again (repeats are deduped)")
+                return 0
+            case ImapStart.NEW:
+                # What is in the mailbox now counts as read: saved as done without being ingested.
+                end = await self._highest_uid(client, selected)
+                await self.deps.state.set(self.state_key, f"{selected.validity}:{end}")
+                if changed:
+                    log.warning("imap UIDVALIDITY changed; with start: new, mail already in the mailbox "
+                                "is skipped and only new mail is read", extra={"uid": end})
+                else:
+                    log.info("imap first start with start: new; mail already in the mailbox is skipped",
+                             extra={"uid": end})
+                return end
 
-    async def _drain(self, client: aioimaplib.IMAP4, validity: str) -> None:
-        last = await self._last_uid(validity)
+    async def _highest_uid(self, client: aioimaplib.IMAP4, selected: _Selected) -> int:
+        """UIDNEXT - 1 as of the SELECT (mail arriving since has a higher UID and is read), or of a
+        STATUS just after it from a server that left UIDNEXT out of its SELECT answer."""
+        uid_next = selected.uid_next
+        if uid_next is None:
+            status = _ok(await client.status(_quoted(self.config.mailbox), "(UIDNEXT)"), "STATUS")
+            found = next((m for line in status.lines for m in [_STATUS_UIDNEXT.search(bytes(line))] if m), None)
+            if found is None:
+                raise ImapError("neither SELECT nor STATUS gave the mailbox's UIDNEXT")
+            uid_next = int(found.group(1))
+        return max(uid_next - 1, 0)
+
+    async def _drain(self, client: aioimaplib.IMAP4, selected: _Selected) -> None:
+        validity = selected.validity
+        last = await self._last_uid(client, selected)
         response = _ok(await client.uid_search(f"UID {last + 1}:*", charset=None), "UID SEARCH")
         # "n:*" always matches the highest UID, even when it is below n.
         uids = sorted({int(t) for line in response.lines[:-1] for t in bytes(line).split() if t.isdigit()})

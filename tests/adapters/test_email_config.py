@@ -22,7 +22,7 @@ def test_listener_without_auth_or_trusted_networks_is_refused():
     {"smtp_listen": "127.0.0.1:2525", "trusted_networks": ["127.0.0.0/8", "::1/128"]},
     {"smtp_listen": "127.0.0.1:2525", "smtp_auth": {"mx": "pw"}, "smtp_auth_require_tls": False},
     {"imap": {"host": "imap.example.com", "username": "u", "password": "p"}},
-    {"imap": {"host": "h", "username": "u", "password": "p", "max_attempts": 1,
+    {"imap": {"host": "h", "username": "u", "password": "p", "start": "new", "max_attempts": 1,
               "failed_mailbox": "INBOX.omnihub failed"}},
     {"smtp_host": "smtp.example.com", "from_address": "help@shop.example"},
 ])
@@ -40,6 +40,7 @@ def test_valid(raw):
     ({"imap": {"host": "h", "username": "u", "password": "p", "pol_interval_s": 5}}, "imap.pol_interval_s: unknown key"),
     ({"imap": {"host": "h", "username": "u", "password": "p", "max_attempt": 3}}, "did you mean 'max_attempts'"),
     ({"imap": {"host": "h", "username": "u", "password": "p", "max_attempts": 0}}, "imap.max_attempts"),
+    ({"imap": {"host": "h", "username": "u", "password": "p", "start": "latest"}}, "imap.start"),
     ({"imap": {"host": "h", "username": "u", "password": "p", "failed_mailbox": "inbox"}}, "must not be the mailbox"),
     ({"imap": {"host": "h", "username": "u", "password": "p", "failed_mailbox": "실패"}}, "printable ASCII"),
 ])
@@ -50,7 +51,7 @@ def test_invalid(raw, message):
 
 def test_imap_defaults():
     imap = validate_config(EmailAdapter, {"imap": {"host": "h", "username": "u", "password": "p"}}).imap
-    assert (imap.max_attempts, imap.failed_mailbox) == (5, "omnihub-failed")
+    assert (imap.start, imap.max_attempts, imap.failed_mailbox) == ("all", 5, "omnihub-failed")
 
 
 def test_passwords_are_secret():

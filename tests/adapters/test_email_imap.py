@@ -328,3 +328,44 @@ async def test_the_failure_count_survives_a_restart(dovecot):
 ])
 def test_create_tolerates_only_an_existing_mailbox(line, exists):
     assert _already_exists(aioimaplib.Response("NO", [line])) is exists
+
+
+@pytest.mark.parametrize("already_there", [["01_plain_ascii.eml", "02_alternative.eml"], []])
+async def test_start_new_skips_the_mail_already_there_and_reads_what_arrives(dovecot, already_there):
+    await append(dovecot, *already_there)
+    recorder, state = Recorder(), MemoryState()
+    adapter = await running(imap_config(dovecot, start="new"), recorder, state)
+    try:
+        await asyncio.wait_for(adapter.poller.connected.wait(), 10)
+        assert state.values == {adapter_key(dovecot): f"{uidvalidity(state)}:{len(already_there)}"}
+        assert recorder.calls == 0
+        await append(dovecot, "03_html_only.eml")
+        await eventually(lambda: len(recorder.interactions) == 1)
+    finally:
+        await adapter.stop()
+    assert recorder.calls == 1 and recorder.interactions[0].subject == "Newsletter question"
+    assert state.values[adapter_key(dovecot)] == f"{uidvalidity(state)}:{len(already_there) + 1}"
+
+
+async def test_start_new_on_a_changed_uidvalidity_skips_to_the_end_again_and_warns(dovecot, caplog):
+    await append(dovecot, "01_plain_ascii.eml", "02_alternative.eml")
+    recorder, state = Recorder(), MemoryState()
+    state.values[adapter_key(dovecot)] = "12345:1"  # saved before the mailbox was rebuilt
+    adapter = await running(imap_config(dovecot, start="new"), recorder, state)
+    try:
+        await asyncio.wait_for(adapter.poller.connected.wait(), 10)
+        await append(dovecot, "03_html_only.eml")
+        await eventually(lambda: len(recorder.interactions) == 1)
+    finally:
+        await adapter.stop()
+    assert [i.subject for i in recorder.interactions] == ["Newsletter question"] and recorder.calls == 1
+    assert any("UIDVALIDITY changed" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def adapter_key(server) -> str:
+    return f"email.imap:{server.username}@{server.host}:{server.port}/INBOX"
+
+
+def uidvalidity(state: MemoryState) -> str:
+    (saved,) = state.values.values()
+    return saved.partition(":")[0]
