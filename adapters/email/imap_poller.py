@@ -7,7 +7,17 @@ Nothing is read twice after a restart, and nothing is lost: messages are taken i
 (`UID SEARCH UID <last+1>:*`), each is ingested, and only after the ingest returned (committed) is
 its UID saved in `deps.state` (with the mailbox's UIDVALIDITY, so a rebuilt mailbox is read from
 the start again; its messages are then repeats, deduped on the Message-ID). Bodies are fetched
-with BODY.PEEK[], which leaves the \\Seen flag to the humans who also read the mailbox.
+with BODY.PEEK[], which leaves the \\Seen flag to the humans who also read the mailbox; the poller
+never changes the mailbox it reads.
+
+Where it starts without a saved position (first start, or UIDVALIDITY changed) is `start`: `all`
+(the default) reads every message already there; `new` saves UIDNEXT - 1 from the SELECT answer
+as done, so only mail arriving from then on is ingested (a changed UIDVALIDITY is then logged as a
+warning and skipped to the end again, not re-read).
+
+Config (`adapters.email.imap`): host, port, ssl, username, password, mailbox, poll_interval_s,
+idle, timeout_s, reconnect_max_s, start, max_attempts, failed_mailbox. Server docs: RFC 3501
+(IMAP4rev1; UID COPY and [TRYCREATE] in 6.4.7), RFC 2177 (IDLE), RFC 5530 ([ALREADYEXISTS]).
 
 A message that is not one (PayloadError) or is larger than `max_message_bytes` is logged and
 skipped. A failure to ingest drops the connection and the poller reconnects with backoff
