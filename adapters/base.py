@@ -45,6 +45,14 @@ class PayloadError(AdapterError):
         self.message = message
 
 
+class HubUnavailable(OmnihubError):
+    """Raised by the hub's side of AdapterDeps (ingest, report_status, blobs.put) when the hub
+    itself cannot take anything right now: the pipeline is stopped, the database or the disk is
+    unreachable. Nothing is wrong with the payload; the adapter should retry it later, and must not
+    count the failure against the message (an outage must not dead-letter mail). The original
+    error is chained as __cause__."""
+
+
 class AuthenticityError(AdapterError):
     """The request is not provably from the provider (missing or wrong signature): answer 403."""
 

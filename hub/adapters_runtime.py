@@ -4,22 +4,33 @@
 config, adds their channels to what the contact schema accepts, and mounts their webhooks under
 `/channels/<name>/`, each behind the adapter's authenticity check. `adapters_ctx` starts their
 listeners once the pipeline runs, and stops them before it stops.
+
+What an adapter calls on the hub (ingest, report_status, blobs.put) raises `HubUnavailable` when
+the hub itself cannot take anything (the pipeline stopped, the database or the disk unreachable),
+so an adapter can tell "try again later" from "this message is refused": the IMAP poller counts
+only the second towards dead-lettering a message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from adapters.base import (
     AdapterDeps,
     AdapterError,
     AuthenticityError,
     ChannelAdapter,
+    HubUnavailable,
     PayloadError,
     StatusUpdate,
     Webhook,
@@ -32,8 +43,12 @@ from .adapter_state import DbStateStore
 from .api.errors import error_response
 from .blobs import FileBlobStore
 from .outbound import record_status_async
+from .pipeline import PipelineStopped
 
 log = logging.getLogger("omnihub.adapters")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class MissingDedupeKey(AdapterError):
@@ -44,12 +59,13 @@ def mount_adapters(app: web.Application) -> None:
     settings = app[keys.SETTINGS]
     blobs = FileBlobStore(settings.blob_dir)
     app[keys.BLOBS] = blobs
+    adapter_blobs = _GuardedBlobs(blobs)
 
     def deps_for(cls: type[ChannelAdapter]) -> AdapterDeps:
         return AdapterDeps(
             ingest=_ingest_for(app, cls),
             report_status=_status_for(app, cls),
-            blobs=blobs,
+            blobs=adapter_blobs,
             state=DbStateStore(lambda: app[keys.ENGINE], cls.name),
             clock=lambda: datetime.now(UTC),
             public_base_url=settings.public_base_url.rstrip("/"),
@@ -117,7 +133,49 @@ def _guarded(adapter: ChannelAdapter, hook: Webhook):
     return handler
 
 
+@contextlib.contextmanager
+def outage_as_hub_unavailable() -> Iterator[None]:
+    """Re-raise, as HubUnavailable (chained), the errors that say the hub cannot work right now
+    rather than that the payload is bad."""
+    try:
+        yield
+    except HubUnavailable:
+        raise
+    except PipelineStopped as exc:
+        raise HubUnavailable("the ingest pipeline is not running") from exc
+    except (OperationalError, PoolTimeout, OSError) as exc:
+        # OperationalError: the database refused or dropped the connection (or was locked past
+        # the timeout); PoolTimeout: no connection free; OSError: a socket, or the blob disk.
+        raise HubUnavailable(f"the hub's storage is unavailable ({type(exc).__name__})") from exc
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise HubUnavailable(f"the database connection was lost ({type(exc).__name__})") from exc
+
+
+def guard_outages(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """`fn` with outage_as_hub_unavailable around each call."""
+    @functools.wraps(fn)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        with outage_as_hub_unavailable():
+            return await fn(*args, **kwargs)
+
+    return guarded
+
+
+class _GuardedBlobs:
+    """The blob store as adapters see it: a full or unmounted disk is the hub's outage."""
+
+    def __init__(self, blobs: FileBlobStore) -> None:
+        self._blobs = blobs
+
+    async def put(self, data: bytes) -> str:
+        with outage_as_hub_unavailable():
+            return await self._blobs.put(data)
+
+
 def _ingest_for(app: web.Application, cls: type[ChannelAdapter]):
+    @guard_outages
     async def ingest(interaction: Interaction):
         if not interaction.provider_ref:
             raise MissingDedupeKey(f"adapter {cls.name} gave an interaction with no provider_ref")
@@ -129,6 +187,7 @@ def _ingest_for(app: web.Application, cls: type[ChannelAdapter]):
 
 
 def _status_for(app: web.Application, cls: type[ChannelAdapter]):
+    @guard_outages
     async def report_status(update: StatusUpdate) -> bool:
         return await record_status_async(app[keys.ENGINE], cls.name, update, app[keys.RELAY].notify,
                                          now=datetime.now(UTC))

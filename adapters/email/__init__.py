@@ -17,7 +17,7 @@ the mailbox holds is what our MX accepted.
 Config keys (adapters.email): smtp_listen ("host:port"), smtp_hostname, smtp_auth (user:
 password), smtp_auth_require_tls, smtp_tls_cert/smtp_tls_key, trusted_networks (CIDRs); imap
 {host, port, ssl, username, password, mailbox, poll_interval_s, idle, timeout_s,
-reconnect_max_s}; smtp_host, smtp_port, smtp_username/smtp_password, starttls or ssl,
+reconnect_max_s, start (all|new), max_attempts, failed_mailbox}; smtp_host, smtp_port, smtp_username/smtp_password, starttls or ssl,
 from_address, from_name, unsubscribe_address, send_attempts, send_retry_wait_s, send_timeout_s,
 max_message_bytes. See adapters/email/config.py.
 

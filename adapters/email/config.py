@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Self
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
@@ -17,6 +18,13 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+class ImapStart(enum.StrEnum):
+    """Where a poller with no saved position for its mailbox starts."""
+
+    ALL = "all"  # every message already in the mailbox is ingested
+    NEW = "new"  # what is there is taken as read: only mail arriving from now on is ingested
+
+
 class ImapConfig(AdapterConfig):
     host: str
     port: int = Field(993, ge=1, le=65535)
@@ -30,6 +38,29 @@ class ImapConfig(AdapterConfig):
     idle: bool = True
     timeout_s: float = Field(30.0, gt=0)
     reconnect_max_s: float = Field(300.0, gt=0)
+    start: ImapStart = ImapStart.ALL
+    # A message the hub refuses this many times (not counting hub outages) is copied into
+    # failed_mailbox (created if missing) and passed over, so it cannot hold up the mail after it.
+    max_attempts: int = Field(5, ge=1)
+    failed_mailbox: str = Field("omnihub-failed", min_length=1, max_length=200)
+
+    @field_validator("failed_mailbox")
+    @classmethod
+    def _mailbox_name(cls, v: str) -> str:
+        # Sent as a quoted string: non-ASCII names would need modified UTF-7 (RFC 3501 5.1.3).
+        if not v.isascii() or not v.isprintable() or "*" in v or "%" in v:
+            raise ValueError("expected a mailbox name of printable ASCII without the wildcards * and %")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct_mailboxes(self) -> Self:
+        if _mailbox_key(self.failed_mailbox) == _mailbox_key(self.mailbox):
+            raise ValueError("failed_mailbox must not be the mailbox the poller reads")
+        return self
+
+
+def _mailbox_key(name: str) -> str:
+    return "INBOX" if name.upper() == "INBOX" else name  # only INBOX is case-insensitive (RFC 3501)
 
 
 class EmailConfig(AdapterConfig):

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from adapters.base import AdapterDeps, StatusUpdate
+from adapters.base import AdapterDeps, HubUnavailable, StatusUpdate
 from adapters.email import EmailAdapter
 from adapters.registry import validate_config
 from schemas import DEFAULT_REGION_KEY, Interaction
@@ -53,18 +53,25 @@ class Outcome:
 
 @dataclass
 class Recorder:
-    """An ingest that records what it is given, deduping on provider_ref like the hub does."""
+    """An ingest that records what it is given, deduping on provider_ref like the hub does.
+    `fail` makes it answer as a hub that is down; `refuse` makes it refuse messages by subject,
+    as a hub that cannot take that message (the outage is not counted against mail, this is)."""
 
     interactions: list[Interaction] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     fail: bool = False
+    refuse: set[str] = field(default_factory=set)
     calls: int = 0  # every ingest call, repeats included
+    calls_by_subject: dict[str | None, int] = field(default_factory=dict)
 
     async def ingest(self, interaction: Interaction) -> Outcome:
         self.calls += 1
+        self.calls_by_subject[interaction.subject] = self.calls_by_subject.get(interaction.subject, 0) + 1
         await asyncio.sleep(0)
         if self.fail:
-            raise RuntimeError("the database is down")
+            raise HubUnavailable("the database is down")
+        if interaction.subject in self.refuse:
+            raise ValueError(f"refused: {interaction.subject}")
         for seen in self.interactions:
             if seen.provider_ref == interaction.provider_ref:
                 return Outcome(seen.provider_ref, created=False)

@@ -22,6 +22,8 @@ def test_listener_without_auth_or_trusted_networks_is_refused():
     {"smtp_listen": "127.0.0.1:2525", "trusted_networks": ["127.0.0.0/8", "::1/128"]},
     {"smtp_listen": "127.0.0.1:2525", "smtp_auth": {"mx": "pw"}, "smtp_auth_require_tls": False},
     {"imap": {"host": "imap.example.com", "username": "u", "password": "p"}},
+    {"imap": {"host": "h", "username": "u", "password": "p", "start": "new", "max_attempts": 1,
+              "failed_mailbox": "INBOX.omnihub failed"}},
     {"smtp_host": "smtp.example.com", "from_address": "help@shop.example"},
 ])
 def test_valid(raw):
@@ -36,10 +38,20 @@ def test_valid(raw):
     ({"smtp_host": "h", "from_address": "a@b.example", "ssl": True}, "exclusive"),
     ({"smtp_lisen": "127.0.0.1:2525"}, "did you mean 'smtp_listen'"),
     ({"imap": {"host": "h", "username": "u", "password": "p", "pol_interval_s": 5}}, "imap.pol_interval_s: unknown key"),
+    ({"imap": {"host": "h", "username": "u", "password": "p", "max_attempt": 3}}, "did you mean 'max_attempts'"),
+    ({"imap": {"host": "h", "username": "u", "password": "p", "max_attempts": 0}}, "imap.max_attempts"),
+    ({"imap": {"host": "h", "username": "u", "password": "p", "start": "latest"}}, "imap.start"),
+    ({"imap": {"host": "h", "username": "u", "password": "p", "failed_mailbox": "inbox"}}, "must not be the mailbox"),
+    ({"imap": {"host": "h", "username": "u", "password": "p", "failed_mailbox": "실패"}}, "printable ASCII"),
 ])
 def test_invalid(raw, message):
     with pytest.raises(AdapterConfigError, match=message):
         validate_config(EmailAdapter, raw)
+
+
+def test_imap_defaults():
+    imap = validate_config(EmailAdapter, {"imap": {"host": "h", "username": "u", "password": "p"}}).imap
+    assert (imap.start, imap.max_attempts, imap.failed_mailbox) == ("all", 5, "omnihub-failed")
 
 
 def test_passwords_are_secret():

@@ -5,12 +5,16 @@ a bounce of our message -> message failed."""
 from __future__ import annotations
 
 import email
+import smtplib
 from email import policy
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from adapters.base import HubUnavailable
+from hub import keys
+from hub.pipeline import PipelineStopped
 from tests.hub.conftest import eventually
 
 from .email_hub import deliver, start_email_hub
@@ -97,3 +101,19 @@ async def test_a_permanent_smtp_refusal_fails_the_message(hub):
                                                "text": "hello"})
     failed = await message_state(hub, (await resp.json())["id"], "failed")
     assert failed["error"]["code"] == "550"
+
+
+async def test_with_the_pipeline_stopped_the_adapter_sees_hub_unavailable_and_smtp_answers_451(hub):
+    pipeline = hub.app[keys.PIPELINE]
+    await pipeline.stop()
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            await deliver(hub, (CORPUS / "01_plain_ascii.eml").read_bytes())
+        assert refused.value.smtp_code == 451
+        adapter = hub.app[keys.ADAPTERS]["email"]
+        with pytest.raises(HubUnavailable) as raised:
+            await adapter.deps.ingest(adapter.normalize((CORPUS / "01_plain_ascii.eml").read_bytes()))
+        assert isinstance(raised.value.__cause__, PipelineStopped)
+    finally:
+        await pipeline.start()
+    assert (await deliver(hub, (CORPUS / "01_plain_ascii.eml").read_bytes())).startswith("2.0.0 OK")
