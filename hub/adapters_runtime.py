@@ -126,6 +126,13 @@ def _guarded(adapter: ChannelAdapter, hook: Webhook):
             log.info("payload refused", extra={"adapter": adapter.name, "field": exc.field})
             return error_response(422, "invalid_payload", str(exc),
                                   [{"field": exc.field, "message": exc.message}])
+        except HubUnavailable as exc:
+            # Nothing was committed and nothing is wrong with the delivery: the provider should
+            # send it again, which a 503 asks for and a 500 does not say.
+            log.warning("webhook deferred, hub unavailable", extra={"adapter": adapter.name, "reason": str(exc)})
+            response = error_response(503, "unavailable", f"the hub cannot take deliveries right now: {exc}")
+            response.headers["Retry-After"] = "30"
+            return response
 
     handler.__name__ = f"{adapter.name}_{hook.path.strip('/').replace('/', '_') or 'root'}"
     handler.__doc__ = (f"{adapter.name} webhook ({adapter.channel}): signed by the provider; 403 and nothing "

@@ -308,3 +308,20 @@ async def test_a_message_claimed_by_a_hub_that_died_is_sent_when_its_lease_runs_
     assert done["attempts"] == 2
     assert [m["Body"] for m in twilio.sent] == ["lease over"]  # the other is still another hub's
     assert (await (await hub.get(f"/v1/messages/{rows[1]['id']}")).json())["state"] == "sending"
+
+
+async def test_with_the_pipeline_stopped_a_webhook_is_answered_503_and_taken_when_resent(hub):
+    pipeline = hub.app[keys.PIPELINE]
+    params = inbound_params(frm=CUSTOMER, body="still there?")
+    await pipeline.stop()
+    try:
+        resp = await hub.twilio.post_signed(hub, PUBLIC_BASE_URL + INBOUND, INBOUND, params)
+        assert resp.status == 503, await resp.text()
+        assert resp.headers["Retry-After"] and (await resp.json())["error"] == "unavailable"
+    finally:
+        await pipeline.start()
+    resp = await hub.twilio.post_signed(hub, PUBLIC_BASE_URL + INBOUND, INBOUND, params)
+    assert resp.status == 200, await resp.text()
+    pid = (await profile_of(hub, f"phone:{CUSTOMER}"))["id"]
+    assert [i["content"]["text"] for i in await timeline(hub, pid)] == ["still there?"]
+
