@@ -117,6 +117,11 @@ def report(name: str, args, floor_label: str, hub_label: str, hub_note: str, flo
     print(f"{hub_label:<{width}}: {hub:9.0f} req/s   rounds: {', '.join(f'{r:.0f}' for r, _ in hubs)}")
     print(" " * (width + 2) + f"{hub_note}; p99 " + ", ".join(p for _, p in hubs))
     print(f"{'ratio':<{width}}: {hub / floor:9.2f}" + (f"  ({target})" if target else ""))
+    # Each round's hub run follows its floor run by seconds; the medians above may pair runs minutes
+    # apart while the machine drifts, so the rounds' own ratios are shown too.
+    paired = [h / f for (f, _), (h, _) in zip(floors, hubs, strict=True)]
+    print(f"{'round by round':<{width}}: {statistics.median(paired):9.2f}  (median of "
+          + ", ".join(f"{r:.2f}" for r in paired) + ")")
 
 
 def main() -> None:
