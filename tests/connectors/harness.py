@@ -18,6 +18,7 @@ import yaml
 from hub.amqp import ConfirmPublisher, OutgoingMessage
 from hub.connectors.config import WorkerConfig
 from hub.topology import declare_consumer_queue, declare_exchanges
+from tests.services import queue_depth  # noqa: F401 - the connector tests call harness.queue_depth
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,14 +72,6 @@ def delete(config: dict) -> None:
     for x in (config["events_exchange"], config["commands_exchange"], config["dead_exchange"]):
         ch.exchange_delete(x)
     conn.close()
-
-
-def queue_depth(url: str, queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return conn.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        conn.close()
 
 
 class WorkerProcess:

@@ -27,6 +27,7 @@ from hub.amqp import (
     OutgoingMessage,
     _Batch,
 )
+from tests.services import queue_depth
 
 # --- delivery tags, no broker --------------------------------------------------------------------
 
@@ -415,14 +416,6 @@ async def test_confirm_timeout_raises_and_drops_the_connection(topology: Topolog
         await pub.close()
 
 
-def _queue_depth(url: str, queue: str) -> int:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        return conn.channel().queue_declare(queue, passive=True).method.message_count
-    finally:
-        conn.close()
-
-
 @pytest.mark.rabbitmq
 async def test_blocked_connection_holds_writes_until_unblocked(topology: Topology, proxy: Proxy) -> None:
     pub = ConfirmPublisher(_via(topology.url, proxy.port), topology.exchange, confirm_timeout=0.3)
@@ -435,12 +428,12 @@ async def test_blocked_connection_holds_writes_until_unblocked(topology: Topolog
         task = asyncio.create_task(pub.publish_batch(_messages(10)))
         await asyncio.sleep(0.6)  # twice the confirm timeout: a block is waited out, not timed out
         assert not task.done()
-        assert await asyncio.to_thread(_queue_depth, topology.url, topology.queue) == 5
+        assert await asyncio.to_thread(queue_depth, topology.url, topology.queue) == 5
 
         proxy.inject(pika.spec.Connection.Unblocked())
         assert (await asyncio.wait_for(task, 5)).returned == []
         assert not pub.is_blocked
-        assert await asyncio.to_thread(_queue_depth, topology.url, topology.queue) == 15
+        assert await asyncio.to_thread(queue_depth, topology.url, topology.queue) == 15
     finally:
         await pub.close()
 
