@@ -8,13 +8,13 @@ identity resolution joins on.
 from __future__ import annotations
 
 import enum
-import functools
 import re
 from typing import Any
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from .phone import normalize_phone
 
 # Pydantic validation context key carrying the region for numbers written without a country code.
 DEFAULT_REGION_KEY = "default_region"
@@ -61,25 +61,6 @@ def _normalize_email_slow(value: str) -> str:
         raise ValueError(f"not an email address: {exc}") from None
     domain = parsed.ascii_domain or parsed.domain
     return f"{parsed.local_part.lower()}@{domain.lower()}"
-
-
-@functools.lru_cache(maxsize=65536)
-def normalize_phone(value: str, default_region: str | None) -> str:
-    """E.164 form; numbers without a country code are read in `default_region` (e.g. KR).
-
-    Cached: parsing costs ~40 us and the same customers' numbers recur all day.
-    """
-    try:
-        number = phonenumbers.parse(value, default_region)
-    except phonenumbers.NumberParseException as exc:
-        if default_region is None and exc.error_type == exc.INVALID_COUNTRY_CODE:
-            raise ValueError("phone number needs a country code (no default region set)") from None
-        raise ValueError(f"not a phone number: {exc._msg}") from None
-    # Valid, not merely possible: a possible-but-invalid number can re-normalize to a different
-    # string (found by the property tests), and this value is the key identities are joined on.
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number for its country")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalize_identifier(kind: IdentifierType, value: str, default_region: str | None = None) -> str:
