@@ -20,9 +20,8 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumber
 
-_NATIONAL = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
-_INTERNATIONAL = re.compile(r"\+[0-9]+(?:[ -][0-9]+)*")
-_SEPARATORS = str.maketrans("", "", " -")
+# ASCII digits with single spaces or hyphens between them, after an optional +.
+_PLAIN = re.compile(r"\+?[0-9]+(?:[ -][0-9]+)*")
 # The longest E.164 number is 15 digits; phonenumbers allows 17 for the national part.
 _MAX_DIGITS = 20
 
@@ -54,6 +53,7 @@ class _Prefixes:
     """What parse consults in a numbering plan's metadata before it validates."""
 
     country_code: int
+    calling_code: str  # the country code as written after +
     international: re.Pattern[str] | None  # the IDD prefix dialled before a country code (KR: 00...)
     national: re.Pattern[str] | None  # the trunk prefix dialled within the country (KR: 0)
     transforms: bool  # the plan rewrites its national prefix (AR, MX...): parse's job
@@ -63,7 +63,7 @@ class _Prefixes:
         def compiled(pattern: str | None) -> re.Pattern[str] | None:
             return re.compile(pattern) if pattern else None
 
-        return cls(metadata.country_code, compiled(metadata.international_prefix),
+        return cls(metadata.country_code, str(metadata.country_code), compiled(metadata.international_prefix),
                    compiled(metadata.national_prefix_for_parsing), bool(metadata.national_prefix_transform_rule))
 
     def national_number(self, digits: str) -> str | None:
@@ -73,8 +73,8 @@ class _Prefixes:
         match = self.national.match(digits)
         if match is None:
             return digits
-        if self.transforms or any(group is not None for group in match.groups()):
-            return None  # a carrier code or a rewritten prefix
+        if self.transforms or match.lastindex is not None:
+            return None  # a rewritten prefix, or a carrier code in one of its groups
         # parse strips the prefix unless what is left is no possible number; the result is then
         # checked for validity, which implies both.
         return digits[match.end():]
@@ -109,29 +109,28 @@ def plain_e164(value: str, region: str | None) -> str | None:
 
     None when `value` is not plain, not valid, or something parse reads in its own way.
     """
-    if _INTERNATIONAL.fullmatch(value):
-        digits = value[1:].translate(_SEPARATORS)
-        if len(digits) > _MAX_DIGITS:
-            return None
-        split = _split_country_code(digits)
+    if not _PLAIN.fullmatch(value):
+        return None
+    digits = value.replace(" ", "").replace("-", "")
+    if len(digits) > _MAX_DIGITS:
+        return None
+    if digits[0] == "+":
+        split = _split_country_code(digits[1:])
         if split is None:
             return None
         prefixes = _for_calling_code(split[0])
         rest = split[1]
-    elif region is not None and _NATIONAL.fullmatch(value):
-        digits = value.translate(_SEPARATORS)
-        prefixes = _for_region(region.upper())
-        if prefixes is None or len(digits) > _MAX_DIGITS:
+    else:
+        if region is None:
             return None
+        prefixes = _for_region(region.upper())
         # parse reads an IDD prefix (00 82 ...) or the country code without + (82 10 ...) as
         # the start of an international number.
-        if digits.startswith(str(prefixes.country_code)) or (
+        if prefixes is None or digits.startswith(prefixes.calling_code) or (
             prefixes.international is not None and prefixes.international.match(digits)
         ):
             return None
         rest = digits
-    else:
-        return None
     if prefixes is None:
         return None
     national = prefixes.national_number(rest)
@@ -140,4 +139,4 @@ def plain_e164(value: str, region: str | None) -> str | None:
         return None
     if not phonenumbers.is_valid_number(PhoneNumber(country_code=prefixes.country_code, national_number=int(national))):
         return None
-    return f"+{prefixes.country_code}{national}"
+    return f"+{prefixes.calling_code}{national}"
