@@ -19,14 +19,12 @@ class UUID(uuid.UUID):
     any uuid.UUID; a copy or pickle is a plain uuid.UUID.
     """
 
-    __slots__ = ("_text",)
+    # `hex` is a slot here, shadowing uuid.UUID's property: SQLite stores ids as hex, and reading a
+    # slot costs the ingest writer nothing.
+    __slots__ = ("_text", "hex")
 
     def __str__(self) -> str:
         return self._text
-
-    @property
-    def hex(self) -> str:
-        return self._text.replace("-", "")
 
     def __reduce__(self):  # type: ignore[override]
         return (uuid.UUID, (self._text,))
@@ -39,4 +37,5 @@ def new_id() -> uuid.UUID:
     _set(value, "int", generated.int)
     _set(value, "is_safe", _UNKNOWN)
     _set(value, "_text", str(generated))
+    _set(value, "hex", generated.hex)
     return value

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Dialect, Select, Table, bindparam, insert, select, update
+from sqlalchemy import Column, Connection, Dialect, Select, Table, Uuid, bindparam, insert, select, update
 
 from .models import identifiers, interactions, merge_suggestions, profile_merges, profiles
 
@@ -246,20 +246,33 @@ def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect) -> t
     # dialect's formatting, and the stdlib adapter then wrote '10:00:00' where every other statement
     # binds '10:00:00.000000', so range comparisons on SQLite went wrong at whole seconds.
     processed = [
-        (i, process) for i, c in enumerate(columns) if (process := c.type.dialect_impl(dialect).bind_processor(dialect))
+        (i, _hex if _is_text_uuid(c, dialect) else process, c.nullable)
+        for i, c in enumerate(columns) if (process := c.type.dialect_impl(dialect).bind_processor(dialect))
     ]
 
     def convert(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        # Column by column: one list comprehension per converted column, zip for the rest.
+        # Column by column: one map per converted column, zip for the rest; NULLs are passed
+        # through unconverted in the columns that may hold them.
         values = [getter(row) for row in rows] if len(keys) > 1 else [(getter(row),) for row in rows]
         if not processed:
             return values
         columns = list(zip(*values))
-        for i, process in processed:
-            columns[i] = [None if value is None else process(value) for value in columns[i]]
+        for i, process, may_be_null in processed:
+            column = columns[i]
+            columns[i] = ([None if value is None else process(value) for value in column] if may_be_null
+                          else list(map(process, column)))
         return list(zip(*columns))
 
     return sql, convert
+
+
+# What SQLAlchemy's Uuid binds on a backend without a native UUID type (value.hex), at C speed.
+_hex = operator.attrgetter("hex")
+
+
+def _is_text_uuid(column: Column, dialect: Dialect) -> bool:
+    kind = column.type
+    return isinstance(kind, Uuid) and kind.as_uuid and not (dialect.supports_native_uuid and kind.native_uuid)
 
 
 def merge_profiles(conn: Connection, survivor: uuid.UUID, merged: uuid.UUID, *, at: datetime, reason: str) -> dict[str, Any]:
