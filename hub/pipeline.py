@@ -145,7 +145,7 @@ class Pipeline:
         steps: Sequence[IngestStep] = (),
         batch_max: int = 256,
         on_commit: Sequence[Callable[[], None]] = (),
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
         policy: ProfilePolicy = DEFAULT_POLICY,
     ) -> None:
         self._engine = engine
@@ -157,10 +157,13 @@ class Pipeline:
         self._clock = clock
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=batch_max * 40)
         self._writer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._unit: _UnitOfWork | None = None
         self.batches_committed = 0
 
     async def start(self) -> None:
+        # Kept: on Python 3.11 every get_running_loop() is a getpid() system call.
+        self._loop = asyncio.get_running_loop()
         self._unit = _SqliteWriter(self._engine) if is_sqlite(self._engine) else _AsyncBridge(self._engine)
         self._writer = asyncio.create_task(self._run(), name="omnihub-ingest-writer")
 
@@ -187,7 +190,7 @@ class Pipeline:
         if interaction.provider_ref is None:
             # No provider id means no dedupe is possible; the row still needs a unique ref.
             interaction.provider_ref = f"omnihub:{interaction.id}"
-        pending = _Pending(interaction, asyncio.get_running_loop().create_future())
+        pending = _Pending(interaction, self._loop.create_future())  # type: ignore[union-attr]
         await self._queue.put(pending)
         return await pending.future
 

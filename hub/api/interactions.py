@@ -22,10 +22,11 @@ routes = web.RouteTableDef()
 @body(Interaction)
 async def post_interaction(request: web.Request) -> web.Response:
     started = time.perf_counter()
+    app = request.app
     body = await request.read()
-    interaction = Interaction.model_validate_json(body, context=request.app[keys.VALIDATION_CONTEXT])
-    result = await request.app[keys.PIPELINE].ingest(interaction)
-    metrics = request.app[keys.METRICS]
+    interaction = Interaction.model_validate_json(body, context=app[keys.VALIDATION_CONTEXT])
+    result = await app[keys.PIPELINE].ingest(interaction)
+    metrics = app[keys.METRICS]
     metrics.count_ingested(interaction.channel, result.created)
     metrics.ingest_seconds.observe(time.perf_counter() - started)
     interaction_id = str(result.interaction_id)
