@@ -123,7 +123,7 @@ def plain_e164(value: str, region: str | None) -> str | None:
     else:
         if region is None:
             return None
-        prefixes = _for_region(region.upper())
+        prefixes = _for_region(region)  # as parse: "kr" is no region
         # parse reads an IDD prefix (00 82 ...) or the country code without + (82 10 ...) as
         # the start of an international number.
         if prefixes is None or digits.startswith(prefixes.calling_code) or (
