@@ -41,6 +41,10 @@ log = logging.getLogger("omnihub.pipeline")
 _CONFLICT_RETRIES = 5
 
 
+# The default clock: a C call, no Python frame per ingest.
+_utc_now = functools.partial(datetime.now, UTC)
+
+
 class PipelineStopped(OmnihubError):
     pass
 
@@ -145,7 +149,7 @@ class Pipeline:
         steps: Sequence[IngestStep] = (),
         batch_max: int = 256,
         on_commit: Sequence[Callable[[], None]] = (),
-        clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
+        clock: Callable[[], datetime] = _utc_now,
         policy: ProfilePolicy = DEFAULT_POLICY,
     ) -> None:
         self._engine = engine

@@ -63,8 +63,9 @@ class _Prefixes:
         def compiled(pattern: str | None) -> re.Pattern[str] | None:
             return re.compile(pattern) if pattern else None
 
-        return cls(metadata.country_code, str(metadata.country_code), compiled(metadata.international_prefix),
-                   compiled(metadata.national_prefix_for_parsing), bool(metadata.national_prefix_transform_rule))
+        return cls(metadata.country_code, str(metadata.country_code),
+                   compiled(metadata.international_prefix), compiled(metadata.national_prefix_for_parsing),
+                   bool(metadata.national_prefix_transform_rule))
 
     def national_number(self, digits: str) -> str | None:
         """`digits` without the national prefix, as parse strips it; None where parse might not."""
@@ -137,6 +138,7 @@ def plain_e164(value: str, region: str | None) -> str | None:
     # A leading zero kept in the national number (Italy) is stored apart from its value.
     if not national or national[0] == "0":
         return None
-    if not phonenumbers.is_valid_number(PhoneNumber(country_code=prefixes.country_code, national_number=int(national))):
+    number = PhoneNumber(country_code=prefixes.country_code, national_number=int(national))
+    if not phonenumbers.is_valid_number(number):
         return None
     return f"+{prefixes.calling_code}{national}"

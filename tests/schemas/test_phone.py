@@ -56,7 +56,8 @@ def test_plain_path_agrees_with_parse_on_numbers_like_every_example(sample, tail
 
 
 @settings(max_examples=1500)
-@given(st.text("0123456789 -+", max_size=22), st.sampled_from([*REGIONS, *(r.lower() for r in REGIONS), None]))
+@given(st.text("0123456789 -+", max_size=22),
+       st.sampled_from([*REGIONS, *(r.lower() for r in REGIONS), None]))
 @example("00821012345678", "KR")  # an IDD prefix: an international number for parse
 @example("821012345678", "KR")  # the country code without +
 @example("0111512345678", "AR")  # a trunk prefix that parse rewrites
