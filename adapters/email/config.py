@@ -39,17 +39,19 @@ class ImapConfig(AdapterConfig):
     timeout_s: float = Field(30.0, gt=0)
     reconnect_max_s: float = Field(300.0, gt=0)
     start: ImapStart = ImapStart.ALL
-    # A message the hub refuses this many times (not counting hub outages) is copied into
-    # failed_mailbox (created if missing) and passed over, so it cannot hold up the mail after it.
+    # A message the hub refuses, or the server will not FETCH, this many times (outages never
+    # count) is copied into failed_mailbox (created if missing) and passed over, so it cannot hold
+    # up the mail after it; a COPY the server refuses this many times passes it over uncopied.
     max_attempts: int = Field(5, ge=1)
     failed_mailbox: str = Field("omnihub-failed", min_length=1, max_length=200)
 
     @field_validator("failed_mailbox")
     @classmethod
     def _mailbox_name(cls, v: str) -> str:
-        # Sent as a quoted string: non-ASCII names would need modified UTF-7 (RFC 3501 5.1.3).
-        if not v.isascii() or not v.isprintable() or "*" in v or "%" in v:
-            raise ValueError("expected a mailbox name of printable ASCII without the wildcards * and %")
+        # Sent in modified UTF-7 as a quoted string (imap_wire.mailbox_arg); the wildcards would
+        # make the CREATE of a missing one ambiguous, and control characters are never valid.
+        if not v.isprintable() or "*" in v or "%" in v:
+            raise ValueError("expected a mailbox name of printable characters without the wildcards * and %")
         return v
 
     @model_validator(mode="after")

@@ -16,20 +16,31 @@ as done, so only mail arriving from then on is ingested (a changed UIDVALIDITY i
 warning and skipped to the end again, not re-read).
 
 Config (`adapters.email.imap`): host, port, ssl, username, password, mailbox, poll_interval_s,
-idle, timeout_s, reconnect_max_s, start, max_attempts, failed_mailbox. Server docs: RFC 3501
-(IMAP4rev1; UID COPY and [TRYCREATE] in 6.4.7), RFC 2177 (IDLE), RFC 5530 ([ALREADYEXISTS]).
+idle, timeout_s, reconnect_max_s, start, max_attempts, failed_mailbox. Mailbox names go out in
+modified UTF-7, quoted (imap_wire.mailbox_arg), so spaces and non-ASCII names work. Server docs:
+RFC 3501 (IMAP4rev1; mailbox names in 5.1.3, UID COPY and [TRYCREATE] in 6.4.7), RFC 2177 (IDLE),
+RFC 5530 ([ALREADYEXISTS]).
 
-A message that is not one (PayloadError) or is larger than `max_message_bytes` is logged and
-skipped. A failure to ingest drops the connection and the poller reconnects with backoff
+Nothing the poller cannot take holds up the mail after it, and nothing is passed over silently: it
+goes to `failed_mailbox` (CREATEd if missing) by UID COPY, is logged as an error with its UID and
+why, and its UID is saved as done. The original stays where it is, unflagged. That happens at once
+for a message that is not one (PayloadError) and for one larger than `max_message_bytes` (copied
+without fetching its body), and after `max_attempts` failures for a message the hub refuses or the
+server will not FETCH (a NO or BAD answer; an OK without the message; a BYE naming the FETCH, which
+is how Dovecot answers a message it cannot read). Failures are counted per UID in `deps.state`, so a
+restart keeps the count; each one ends the session and the poller reconnects with backoff
 (adapters.email.retry), starting again from the last saved UID.
 
-One message the hub keeps refusing must not hold up the mail after it: failed ingests are counted
-per UID in `deps.state` (so a restart keeps the count), and after `max_attempts` the message is
-UID COPYed into `failed_mailbox` (CREATEd if missing), logged with its UID and the last error's
-type, and its UID saved as done. The original stays where it is, unflagged. An outage of the hub
-itself (HubUnavailable: pipeline stopped, database unreachable) is not the message's fault and is
-never counted: the poller just retries, however long the outage lasts. Failures of the IMAP
-connection are not counted either.
+Outages are never counted against a message: a hub outage (HubUnavailable: pipeline stopped,
+database unreachable) is retried however long it lasts, and so is the IMAP connection's trouble (a
+timeout, a connection dropped or closed without a BYE naming the FETCH, a server that is down or
+refuses the login).
+
+If the server refuses the COPY itself (or the CREATE of failed_mailbox) `max_attempts` times for
+one UID, that message is passed over without a copy: logged as an error with its UID and the
+server's answer, saying that the original stays in the mailbox unflagged, and listed (the last
+100, with the UIDVALIDITY) in `deps.state` under `email.imap.passed_over:...`. To have it read
+again, copy it into the mailbox once the cause is fixed: the copy gets a new, higher UID.
 """
 
 from __future__ import annotations
@@ -38,13 +49,14 @@ import asyncio
 import logging
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aioimaplib
 
 from adapters.base import AdapterDeps, HubUnavailable, PayloadError
 
 from .config import ImapConfig, ImapStart
+from .imap_wire import Client, ConnectionClosed, ImapError, already_exists, mailbox_arg, ok, until_closed
 from .inbound import accept, parse_inbound
 from .retry import reconnect_retrying
 
@@ -56,21 +68,18 @@ _STATUS_UIDNEXT = re.compile(rb"\(.*\bUIDNEXT (\d+)")
 _UID = re.compile(rb"\bUID (\d+)\b")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)\b")
 _STOP_GRACE_S = 30.0
+_PASSED_OVER_KEPT = 100  # UIDs listed in the passed-over record; older ones are only in the logs
 
 
-class ImapError(Exception):
-    """The server refused a command (a NO or BAD answer)."""
+class MessageUnreadable(ImapError):
+    """The server refused a FETCH of one message, or answered it without the message: counted
+    against that message like a failed ingest."""
 
 
-class _NotIngested(Exception):
-    """The hub refused a message (counted); the session ends and the poller retries it later.
-    Says only the UID, the count and the error's type: the error itself may quote the message."""
-
-
-def _ok(response: aioimaplib.Response, what: str) -> aioimaplib.Response:
-    if response.result != "OK":
-        raise ImapError(f"{what}: {response.result} {response.lines[-1:]!r}")
-    return response
+class _TryLater(Exception):
+    """A failure counted against one message (ingest, FETCH or the COPY into failed_mailbox); the
+    session ends and the poller tries the message again after reconnecting. Says only the UID, the
+    count and the error's type: the error itself may quote the message."""
 
 
 @dataclass(frozen=True)
@@ -81,20 +90,12 @@ class _Selected:
 
 @dataclass(frozen=True)
 class _Failing:
-    """The UID whose ingest has been failing, as saved in the state store."""
+    """The UID whose handling has been failing, as saved in the state store."""
 
     uid: int
-    attempts: int
-    error: str  # the last error's type name
-
-
-def _quoted(mailbox: str) -> str:
-    return '"' + mailbox.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _already_exists(response: aioimaplib.Response) -> bool:
-    text = b" ".join(bytes(line) for line in response.lines if isinstance(line, bytes | bytearray)).upper()
-    return b"[ALREADYEXISTS]" in text or b"ALREADY EXISTS" in text  # RFC 5530, else the usual wording
+    attempts: int = 0  # failed ingests and refused FETCHes
+    error: str = ""  # the last error's type name, or why it is dead-lettered
+    copy_failures: int = 0  # refused UID COPYs (or CREATEs) into failed_mailbox
 
 
 class ImapPoller:
@@ -104,8 +105,10 @@ class ImapPoller:
         self.max_bytes = max_bytes
         where = f"{config.username}@{config.host}:{config.port}/{config.mailbox}"
         self.state_key = f"email.imap:{where}"  # "<uidvalidity>:<last uid done>"
-        # "<uidvalidity>:<uid>:<failed attempts>:<last error type>", for the one UID that is failing
+        # "<uidvalidity>:<uid>:<attempts>:<last error type>:<copy failures>", for the one failing UID
         self.attempts_key = f"email.imap.attempts:{where}"
+        # "<uidvalidity>:<uid>,<uid>,...": passed over without a copy in failed_mailbox
+        self.passed_over_key = f"email.imap.passed_over:{where}"
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy = False  # between taking a message and saving its UID
@@ -150,10 +153,10 @@ class ImapPoller:
                     healthy = True
                     self.connected.set()
                 await self._wait(client)
-        except (HubUnavailable, _NotIngested) as exc:
+        except (HubUnavailable, _TryLater) as exc:
             if not healthy:
                 raise
-            log.warning("imap message not ingested; retrying", extra={"reason": str(exc)})
+            log.warning("imap message not taken; retrying", extra={"reason": str(exc)})
         except Exception:
             if not healthy:
                 raise
@@ -162,23 +165,20 @@ class ImapPoller:
             self.connected.clear()
             await self._logout(client)
 
-    async def _connect(self) -> aioimaplib.IMAP4:
+    async def _connect(self) -> Client:
         c = self.config
-        if c.ssl:
-            client = aioimaplib.IMAP4_SSL(host=c.host, port=c.port, timeout=c.timeout_s,
-                                          ssl_context=ssl.create_default_context())
-        else:
-            client = aioimaplib.IMAP4(host=c.host, port=c.port, timeout=c.timeout_s)
+        client = Client(host=c.host, port=c.port, timeout=c.timeout_s,
+                        ssl_context=ssl.create_default_context() if c.ssl else None)
         try:
             await client.wait_hello_from_server()
-            _ok(await client.login(c.username, c.password.get_secret_value()), "LOGIN")
+            ok(await client.login(c.username, c.password.get_secret_value()), "LOGIN")
         except BaseException:
             await self._logout(client)
             raise
         return client
 
-    async def _select(self, client: aioimaplib.IMAP4) -> _Selected:
-        response = _ok(await client.select(self.config.mailbox), "SELECT")
+    async def _select(self, client: Client) -> _Selected:
+        response = ok(await client.select(mailbox_arg(self.config.mailbox)), "SELECT")
         # Servers must send both (RFC 3501 6.3.1); without UIDVALIDITY, UIDs are taken as stable.
         validity, uid_next = "0", None
         for line in response.lines:
@@ -188,7 +188,7 @@ class ImapPoller:
                 uid_next = int(found.group(1))
         return _Selected(validity, uid_next)
 
-    async def _last_uid(self, client: aioimaplib.IMAP4, selected: _Selected) -> int:
+    async def _last_uid(self, client: Client, selected: _Selected) -> int:
         saved = await self.deps.state.get(self.state_key)
         changed = False
         if saved:
@@ -213,22 +213,22 @@ class ImapPoller:
                              extra={"uid": end})
                 return end
 
-    async def _highest_uid(self, client: aioimaplib.IMAP4, selected: _Selected) -> int:
+    async def _highest_uid(self, client: Client, selected: _Selected) -> int:
         """UIDNEXT - 1 as of the SELECT (mail arriving since has a higher UID and is read), or of a
         STATUS just after it from a server that left UIDNEXT out of its SELECT answer."""
         uid_next = selected.uid_next
         if uid_next is None:
-            status = _ok(await client.status(_quoted(self.config.mailbox), "(UIDNEXT)"), "STATUS")
+            status = ok(await client.status(mailbox_arg(self.config.mailbox), "(UIDNEXT)"), "STATUS")
             found = next((m for line in status.lines for m in [_STATUS_UIDNEXT.search(bytes(line))] if m), None)
             if found is None:
                 raise ImapError("neither SELECT nor STATUS gave the mailbox's UIDNEXT")
             uid_next = int(found.group(1))
         return max(uid_next - 1, 0)
 
-    async def _drain(self, client: aioimaplib.IMAP4, selected: _Selected) -> None:
+    async def _drain(self, client: Client, selected: _Selected) -> None:
         validity = selected.validity
         last = await self._last_uid(client, selected)
-        response = _ok(await client.uid_search(f"UID {last + 1}:*", charset=None), "UID SEARCH")
+        response = ok(await client.uid_search(f"UID {last + 1}:*", charset=None), "UID SEARCH")
         # "n:*" always matches the highest UID, even when it is below n.
         uids = sorted({int(t) for line in response.lines[:-1] for t in bytes(line).split() if t.isdigit()})
         uids = [u for u in uids if u > last]
@@ -238,77 +238,151 @@ class ImapPoller:
                 return
             self._busy = True
             try:
-                await self._take(client, validity, uid, failing if failing and failing.uid == uid else None)
+                await self._take(client, validity, failing if failing and failing.uid == uid else _Failing(uid))
                 await self.deps.state.set(self.state_key, f"{validity}:{uid}")
             finally:
                 self._busy = False
 
-    async def _take(self, client: aioimaplib.IMAP4, validity: str, uid: int, failing: _Failing | None) -> None:
-        """Ingest one message, or dead-letter it once it has failed max_attempts times. Returns when
-        its UID may be saved as done; raises to have it tried again after a reconnect."""
-        if failing is not None and failing.attempts >= self.config.max_attempts:
+    async def _take(self, client: Client, validity: str, record: _Failing) -> None:
+        """Ingest one message, or dead-letter it (it failed max_attempts times, is too large, or is
+        not a message). Returns when its UID may be saved as done; raises to have it tried again
+        after a reconnect."""
+        uid = record.uid
+        if record.attempts >= self.config.max_attempts:
             # Failed often enough before a restart (or a lowered max_attempts): no further try.
-            await self._dead_letter(client, uid, failing.attempts, failing.error)
-            return
-        raw = await self._fetch(client, uid)  # IMAP trouble is the connection's, never counted
-        if raw is None:
+            await self._dead_letter(client, validity, record)
             return
         try:
-            await self._ingest(raw, uid)
-        except HubUnavailable:
-            raise
-        except Exception as exc:
-            attempts = (failing.attempts if failing else 0) + 1
-            error = type(exc).__name__
-            await self.deps.state.set(self.attempts_key, f"{validity}:{uid}:{attempts}:{error}")
-            log.debug("imap ingest failure", exc_info=True, extra={"uid": uid})
-            if attempts < self.config.max_attempts:
-                log.warning("imap message not ingested", extra={
-                    "uid": uid, "attempt": attempts, "max_attempts": self.config.max_attempts, "error": error})
-                raise _NotIngested(f"uid {uid}: attempt {attempts} of {self.config.max_attempts} "
-                                   f"failed ({error})") from None
-            await self._dead_letter(client, uid, attempts, error)
-
-    async def _fetch(self, client: aioimaplib.IMAP4, uid: int) -> bytes | None:
-        size_lines = _ok(await client.uid("fetch", str(uid), "(UID RFC822.SIZE)"), "UID FETCH").lines
-        size = next((int(m.group(1)) for line in size_lines if isinstance(line, bytes)
-                     for m in [_SIZE.search(line)] if m), 0)
-        if size > self.max_bytes:
-            log.warning("imap message over max_message_bytes skipped", extra={"uid": uid, "size": size})
-            return None
-        raw = self._literal(_ok(await client.uid("fetch", str(uid), "(UID BODY.PEEK[])"), "UID FETCH"), uid)
+            size = await self._size(client, uid)
+            if size > self.max_bytes:
+                log.warning("imap message over max_message_bytes", extra={"uid": uid, "size": size})
+                await self._dead_letter(client, validity, replace(record, error="oversize"))
+                return
+            raw = await self._body(client, uid)
+        except MessageUnreadable as exc:
+            await self._count(client, validity, record, exc, reason=str(exc))
+            return
         if raw is None:
-            log.warning("imap message vanished before it was fetched", extra={"uid": uid})
-        return raw
-
-    async def _ingest(self, raw: bytes, uid: int) -> None:
+            return
         try:
             parsed = parse_inbound(raw, self.deps, max_bytes=self.max_bytes, via="imap")
         except PayloadError as exc:
             log.warning("imap message refused", extra={"uid": uid, "field": exc.field, "reason": exc.message})
+            await self._dead_letter(client, validity, replace(record, error=type(exc).__name__))
             return
-        await accept(parsed, self.deps)
+        try:
+            await accept(parsed, self.deps)
+        except HubUnavailable:
+            raise
+        except Exception as exc:
+            log.debug("imap ingest failure", exc_info=True, extra={"uid": uid})
+            await self._count(client, validity, record, exc)
+
+    async def _count(self, client: Client, validity: str, record: _Failing, exc: Exception,
+                     reason: str | None = None) -> None:
+        """One more failure of this message; dead-letters it at max_attempts, else raises _TryLater.
+        `reason` is logged only where it cannot quote the message (the server's answer)."""
+        record = replace(record, attempts=record.attempts + 1, error=type(exc).__name__)
+        await self._save(validity, record)
+        # On a connection the server closed (its answer to a FETCH it cannot serve), the copy into
+        # failed_mailbox waits for the next session, which starts with it.
+        if record.attempts >= self.config.max_attempts and not client.protocol.closed.is_set():
+            await self._dead_letter(client, validity, record)
+            return
+        log.warning("imap message not ingested", extra={
+            "uid": record.uid, "attempt": record.attempts, "max_attempts": self.config.max_attempts,
+            "error": record.error, **({"reason": reason} if reason else {})})
+        raise _TryLater(f"uid {record.uid}: attempt {record.attempts} of {self.config.max_attempts} "
+                        f"failed ({record.error})")
+
+    async def _size(self, client: Client, uid: int) -> int:
+        lines = (await self._uid_fetch(client, uid, "(UID RFC822.SIZE)")).lines
+        return next((int(m.group(1)) for line in lines if isinstance(line, bytes)
+                     for m in [_SIZE.search(line)] if m), 0)
+
+    async def _body(self, client: Client, uid: int) -> bytes | None:
+        response = await self._uid_fetch(client, uid, "(UID BODY.PEEK[])")
+        raw = self._literal(response, uid)
+        if raw is None and self._answered(response, uid):
+            raise MessageUnreadable("UID FETCH: the answer holds no BODY[] literal")
+        if raw is None:
+            log.warning("imap message vanished before it was fetched", extra={"uid": uid})
+        return raw
+
+    async def _uid_fetch(self, client: Client, uid: int, items: str) -> aioimaplib.Response:
+        """UID FETCH. Raises MessageUnreadable when the server refuses it for this message: a NO
+        or BAD answer, or a BYE naming the FETCH (Dovecot hangs up when it cannot read a message).
+        Anything else (a timeout, a connection closed without that BYE, a server shutting down) is
+        the connection's trouble and propagates, never counted."""
+        try:
+            response = await until_closed(client, client.uid("fetch", str(uid), items), self.config.timeout_s)
+        except ConnectionClosed as exc:
+            if exc.bye is not None and b"FETCH" in exc.bye.upper():
+                raise MessageUnreadable(f"UID FETCH: BYE {exc.bye[:200]!r}") from None
+            raise
+        if response.result != "OK":
+            raise MessageUnreadable(f"UID FETCH: {response.result} {response.lines[-1:]!r}")
+        return response
 
     async def _failing(self, validity: str) -> _Failing | None:
         saved = await self.deps.state.get(self.attempts_key)
-        parts = (saved or "").split(":", 3)
-        if len(parts) == 4 and parts[0] == validity and parts[1].isdigit() and parts[2].isdigit():
-            return _Failing(int(parts[1]), int(parts[2]), parts[3])
+        parts = (saved or "").split(":")
+        parts += ["0"] * (5 - len(parts))  # saved before copy failures were counted: none
+        if len(parts) == 5 and parts[0] == validity and all(p.isdigit() for p in (parts[1], parts[2], parts[4])):
+            return _Failing(int(parts[1]), int(parts[2]), parts[3], int(parts[4]))
         return None
 
-    async def _dead_letter(self, client: aioimaplib.IMAP4, uid: int, attempts: int, error: str) -> None:
+    async def _save(self, validity: str, record: _Failing) -> None:
+        await self.deps.state.set(self.attempts_key, f"{validity}:{record.uid}:{record.attempts}:"
+                                                     f"{record.error}:{record.copy_failures}")
+
+    async def _dead_letter(self, client: Client, validity: str, record: _Failing) -> None:
         """UID COPY into failed_mailbox, creating it on the first refusal. The original is left as
         it is: the poller never changes the mailbox it reads (a copy made twice, after a crash
-        between the COPY and saving the UID, is the price)."""
-        mailbox = _quoted(self.config.failed_mailbox)
-        copied = await client.uid("copy", str(uid), mailbox)
-        if copied.result != "OK":  # [TRYCREATE] when it is missing (RFC 3501 6.4.7), or another NO
-            created = await client.create(mailbox)
-            if created.result != "OK" and not _already_exists(created):
-                raise ImapError(f"CREATE: {created.result} {created.lines[-1:]!r}")
-            _ok(await client.uid("copy", str(uid), mailbox), "UID COPY")
+        between the COPY and saving the UID, is the price). A refused COPY is counted; after
+        max_attempts refusals the message is passed over without a copy."""
+        try:
+            await self._copy(client, record.uid)
+        except ImapError as exc:  # the server's refusal; a lost connection propagates, not counted
+            await self._copy_refused(validity, replace(record, copy_failures=record.copy_failures + 1), exc)
+            return
         log.error("imap message dead-lettered: copied to failed_mailbox and passed over", extra={
-            "uid": uid, "attempts": attempts, "error": error, "failed_mailbox": self.config.failed_mailbox})
+            "uid": record.uid, "attempts": record.attempts, "error": record.error,
+            "failed_mailbox": self.config.failed_mailbox})
+
+    async def _copy(self, client: Client, uid: int) -> None:
+        mailbox, timeout = mailbox_arg(self.config.failed_mailbox), self.config.timeout_s
+        copied = await until_closed(client, client.uid("copy", str(uid), mailbox), timeout)
+        if copied.result != "OK":  # [TRYCREATE] when it is missing (RFC 3501 6.4.7), or another NO
+            created = await until_closed(client, client.create(mailbox), timeout)
+            if created.result != "OK" and not already_exists(created):
+                raise ImapError(f"CREATE: {created.result} {created.lines[-1:]!r}")
+            ok(await until_closed(client, client.uid("copy", str(uid), mailbox), timeout), "UID COPY")
+
+    async def _copy_refused(self, validity: str, record: _Failing, exc: ImapError) -> None:
+        await self._save(validity, record)
+        extra = {"uid": record.uid, "error": record.error, "copy_attempt": record.copy_failures,
+                 "max_attempts": self.config.max_attempts, "failed_mailbox": self.config.failed_mailbox,
+                 "reason": str(exc)}
+        if record.copy_failures < self.config.max_attempts:
+            log.warning("imap copy to failed_mailbox refused", extra=extra)
+            raise _TryLater(f"uid {record.uid}: copy {record.copy_failures} of {self.config.max_attempts} "
+                            f"into failed_mailbox refused") from None
+        await self._note_passed_over(validity, record.uid)
+        log.error("imap message passed over WITHOUT a copy in failed_mailbox (the server refused it); "
+                  "the original stays in the mailbox, unflagged", extra=extra)
+
+    async def _note_passed_over(self, validity: str, uid: int) -> None:
+        saved_validity, _, uids = (await self.deps.state.get(self.passed_over_key) or "").partition(":")
+        kept = uids.split(",") if uids and saved_validity == validity else []
+        kept = [*kept, str(uid)][-_PASSED_OVER_KEPT:]
+        await self.deps.state.set(self.passed_over_key, f"{validity}:{','.join(kept)}")
+
+    @staticmethod
+    def _answered(response: aioimaplib.Response, uid: int) -> bool:
+        """Whether the FETCH answer has a FETCH line for `uid` (none: it was expunged meanwhile)."""
+        return any(isinstance(line, bytes) and b"FETCH" in line and (m := _UID.search(line)) is not None
+                   and int(m.group(1)) == uid for line in response.lines[:-1])
 
     @staticmethod
     def _literal(response: aioimaplib.Response, uid: int) -> bytes | None:
@@ -321,7 +395,7 @@ class ImapPoller:
                     return bytes(lines[i + 1])
         return None
 
-    async def _wait(self, client: aioimaplib.IMAP4) -> None:
+    async def _wait(self, client: Client) -> None:
         """Until the mailbox may have changed, or stop() was called."""
         interval = self.config.poll_interval_s
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -332,15 +406,17 @@ class ImapPoller:
                 await asyncio.wait({push, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 push.cancel()
                 client.idle_done()
-                _ok(await asyncio.wait_for(idle, self.config.timeout_s), "IDLE")
+                ok(await asyncio.wait_for(idle, self.config.timeout_s), "IDLE")
             else:
                 await asyncio.wait({stopping}, timeout=interval)
         finally:
             stopping.cancel()
 
     @staticmethod
-    async def _logout(client: aioimaplib.IMAP4) -> None:
+    async def _logout(client: Client) -> None:
         try:
+            if client.protocol.closed.is_set():
+                return  # nothing to say to a closed connection; LOGOUT would wait behind its commands
             if client.protocol is not None and client.has_pending_idle():
                 client.idle_done()  # cancelled mid-IDLE: LOGOUT would wait behind it
             if client.get_state() in ("AUTH", "SELECTED"):

@@ -24,6 +24,7 @@ def test_listener_without_auth_or_trusted_networks_is_refused():
     {"imap": {"host": "imap.example.com", "username": "u", "password": "p"}},
     {"imap": {"host": "h", "username": "u", "password": "p", "start": "new", "max_attempts": 1,
               "failed_mailbox": "INBOX.omnihub failed"}},
+    {"imap": {"host": "h", "username": "u", "password": "p", "mailbox": "고객 문의", "failed_mailbox": "처리 실패"}},
     {"smtp_host": "smtp.example.com", "from_address": "help@shop.example"},
 ])
 def test_valid(raw):
@@ -42,7 +43,8 @@ def test_valid(raw):
     ({"imap": {"host": "h", "username": "u", "password": "p", "max_attempts": 0}}, "imap.max_attempts"),
     ({"imap": {"host": "h", "username": "u", "password": "p", "start": "latest"}}, "imap.start"),
     ({"imap": {"host": "h", "username": "u", "password": "p", "failed_mailbox": "inbox"}}, "must not be the mailbox"),
-    ({"imap": {"host": "h", "username": "u", "password": "p", "failed_mailbox": "실패"}}, "printable ASCII"),
+    ({"imap": {"host": "h", "username": "u", "password": "p", "failed_mailbox": "failed*"}}, "wildcards"),
+    ({"imap": {"host": "h", "username": "u", "password": "p", "failed_mailbox": "failed\n"}}, "printable"),
 ])
 def test_invalid(raw, message):
     with pytest.raises(AdapterConfigError, match=message):

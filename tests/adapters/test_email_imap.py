@@ -11,7 +11,7 @@ import aioimaplib
 import pytest
 from sqlalchemy import text
 
-from adapters.email.imap_poller import _already_exists
+from adapters.email.imap_wire import already_exists
 from hub.adapters_runtime import guard_outages
 from hub.pipeline import IngestContext, Pipeline
 from hub.storage.engine import create_engine
@@ -327,7 +327,7 @@ async def test_the_failure_count_survives_a_restart(dovecot):
     (b"[NOPERM] Permission denied", False),
 ])
 def test_create_tolerates_only_an_existing_mailbox(line, exists):
-    assert _already_exists(aioimaplib.Response("NO", [line])) is exists
+    assert already_exists(aioimaplib.Response("NO", [line])) is exists
 
 
 @pytest.mark.parametrize("already_there", [["01_plain_ascii.eml", "02_alternative.eml"], []])
