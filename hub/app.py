@@ -16,6 +16,7 @@ from . import keys, openapi
 from .adapters_runtime import adapters_ctx, channel_adapters, mount_adapters
 from .api import interactions as interactions_api
 from .api import messages as messages_api
+from .api import outbox as outbox_api
 from .api import asyncapi as asyncapi_api
 from .api import meta as meta_api
 from .api import profiles as profiles_api
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(profiles_api.routes)  # profiles (issue 3)
     app.add_routes(messages_api.routes)  # outbound (issue 4)
     app.add_routes(asyncapi_api.routes)  # back-office (issue 7)
+    app.add_routes(outbox_api.routes)
     app.add_routes(openapi.routes)
     app.router.add_get("/metrics", _metrics)
     return app

@@ -15,6 +15,7 @@ from schemas.export import SCHEMA_MODELS, json_schema
 from . import rules_replay
 from . import asyncapi_cli, dlq_cli  # back-office (issue 7)
 from .connectors import cli as connectors_cli  # back-office (issue 7)
+from .demo import command as demo_command
 from .settings import ConfigError, Settings, load_settings
 
 
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--config", default=argparse.SUPPRESS, help="YAML config file")
     serve.set_defaults(func=cmd_serve)
+
+    demo_command.add_command(sub)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (serve also does at start)")
     migrate.add_argument("--config", default=argparse.SUPPRESS, help="YAML config file")

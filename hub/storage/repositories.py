@@ -81,3 +81,19 @@ async def outbox_backlog(conn: AsyncConnection) -> tuple[int, datetime | None]:
     if isinstance(oldest, str):  # SQLite returns MIN() of a datetime column as text
         oldest = datetime.fromisoformat(oldest)
     return int(row[0]), oldest
+
+
+async def outbox_by_routing_key(conn: AsyncConnection) -> dict[str, dict[str, int]]:
+    """Per routing key, how many events wait for the broker and how many it has confirmed.
+
+    One scan of the table: it is for a person looking (`GET /v1/outbox`), not for the relay.
+    """
+    waiting = outbox.c.published_at.is_(None)
+    rows = await conn.execute(
+        select(outbox.c.routing_key,
+               func.count().filter(waiting),
+               func.count().filter(~waiting & outbox.c.failed_reason.is_(None)))
+        .group_by(outbox.c.routing_key)
+        .order_by(outbox.c.routing_key)
+    )
+    return {key: {"pending": int(pending), "published": int(published)} for key, pending, published in rows}
