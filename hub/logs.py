@@ -8,14 +8,29 @@ import re
 from datetime import UTC, datetime
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
-# Seven or more digits, optionally grouped: long enough to be a phone number, not a count.
-_PHONE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+# What looks like digits but names no one, kept whole so the ids and times in a log line still
+# match their rows: UUIDs, ISO dates and times, IPv4 addresses with their ports.
+# Each ends where the token does, so no number is half kept and half masked.
+_KEEP = (r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?![0-9A-Za-z])"
+         r"|(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+         r"(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?(?![\d.-]?\d)"
+         r"|(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?(?!\.?\d)")
+# Seven or more digits, optionally grouped, not inside a word (a hex id such as a MessageSid):
+# long enough to be a phone number, not a count.
+_PHONE = r"(?<![A-Za-z0-9])\+?\d[\d\s().-]{5,}\d(?![A-Za-z0-9])"
+_DIGITS = re.compile(f"(?P<keep>{_KEEP})|(?P<phone>{_PHONE})")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
 def mask(text: str) -> str:
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    return _PHONE.sub(lambda m: "***" + re.sub(r"\D", "", m.group(0))[-2:], text)
+    return _DIGITS.sub(_masked_digits, text)
+
+
+def _masked_digits(found: re.Match[str]) -> str:
+    if found.group("keep") is not None:
+        return found.group("keep")
+    return "***" + re.sub(r"\D", "", found.group("phone"))[-2:]
 
 
 class JsonFormatter(logging.Formatter):
