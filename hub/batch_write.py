@@ -79,7 +79,13 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
     assigned = [plan.resolve(keys_of[i], _display_name(batch[i]), batch[i].id) for i in fresh]
     profile_ids = [plan.final(pid) if pid else None for pid in assigned]
     existing = {pid for pid in profile_ids if pid and not plan.is_new(pid)}
-    loaded = store.load_profiles(conn, list(existing)) if existing and steps else {}
+    names = _names_offered(batch, fresh, profile_ids, existing)
+    loaded = store.load_profiles(conn, list(existing)) if existing and (steps or names) else {}
+    # A profile made from a contact that gave no name (an SMS) takes the first name a later one
+    # gives (an email's From); a name it has is only changed by a person (PATCH) or a rule.
+    named = {pid: offer for pid, offer in names.items() if pid in loaded and loaded[pid]["display_name"] is None}
+    for pid, (name, _) in named.items():
+        loaded[pid]["display_name"] = name  # what the rules see
 
     profile_rows = [
         {"id": pid, "created_at": now, "updated_at": now, "display_name": name, "attributes": "{}"}
@@ -90,11 +96,19 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
                   data={"profile_id": str(row["id"]), "display_name": row["display_name"]})
         for row in profile_rows
     ]
+    if named:
+        store.fill_display_names(conn, {pid: name for pid, (name, _) in named.items()}, now)
+        events.extend(
+            event_row(EventType.PROFILE_UPDATED, now=now, subject=pid,
+                      data={"profile_id": str(pid), "changed": {"display_name": name}, "source": "interaction",
+                            "interaction_id": str(iid)})
+            for pid, (name, iid) in named.items()
+        )
     interaction_rows: list[dict[str, Any]] = []
     writes: list[Write] = []
     purchases: dict[uuid.UUID, tuple[int, float, datetime]] = {}
     # Profiles whose segments may have moved: new ones, buyers, merge survivors, rule targets.
-    touched: list[uuid.UUID] = [*plan.new_profiles, *(m.survivor for m in plan.merges)]
+    touched: list[uuid.UUID] = [*plan.new_profiles, *(m.survivor for m in plan.merges), *named]
     for i, pid in zip(fresh, profile_ids, strict=True):
         # A copy per attempt: a retried batch must not see the steps' changes twice.
         original = batch[i]
@@ -175,6 +189,17 @@ def _keys(item: Interaction) -> list[store.IdentKey]:
         if key not in keys:
             keys.append(key)
     return keys
+
+
+def _names_offered(batch: Sequence[Interaction], fresh: list[int], profile_ids: list[uuid.UUID | None],
+                   existing: set[uuid.UUID]) -> dict[uuid.UUID, tuple[str, uuid.UUID]]:
+    """The first display name this batch's interactions give each existing profile, with its interaction."""
+    offered: dict[uuid.UUID, tuple[str, uuid.UUID]] = {}
+    for i, pid in zip(fresh, profile_ids, strict=True):
+        name = _display_name(batch[i])
+        if name and pid in existing and pid not in offered:
+            offered[pid] = (name, batch[i].id)  # type: ignore[assignment]
+    return offered
 
 
 def _display_name(item: Interaction) -> str | None:

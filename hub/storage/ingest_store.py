@@ -197,6 +197,16 @@ def add_purchases(conn: Connection, totals: dict[uuid.UUID, tuple[int, float, da
     return changes
 
 
+def fill_display_names(conn: Connection, names: dict[uuid.UUID, str], now: datetime) -> None:
+    """Give these profiles a display name, each only if it still has none."""
+    c = profiles.c
+    conn.execute(
+        update(profiles).where(c.id == bindparam("pid"), c.display_name.is_(None))
+        .values(display_name=bindparam("name"), updated_at=bindparam("now"), version=c.version + 1),
+        [{"pid": pid, "name": name, "now": now} for pid, name in names.items()],
+    )
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows that all have the same keys.
 

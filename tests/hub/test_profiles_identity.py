@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -67,6 +68,23 @@ async def test_chat_visitor_who_gives_their_email_is_merged_and_the_timeline_sho
     assert (await resp.json())["merged_into"] == survivor
     resp = await client.get(f"/v1/profiles/{by_chat['profile_id']}")  # followed
     assert (await resp.json())["id"] == survivor
+
+
+async def test_a_nameless_profile_takes_the_first_name_a_later_contact_gives(client):
+    first = await post(client, sms("010-2222-3333", name=None))
+    later = await post(client, {**sms("010-2222-3333", name="Kim Minji"), "channel": "email"})
+    await post(client, sms("010-2222-3333", name="Minji"))  # a name it has is kept
+    assert later["profile_id"] == first["profile_id"]
+    profile = await (await client.get(f"/v1/profiles/{first['profile_id']}")).json()
+    assert profile["display_name"] == "Kim Minji"
+    async with client.app[keys.ENGINE].connect() as conn:
+        updates = (await conn.execute(text(
+            "SELECT body FROM outbox WHERE type = 'profile.updated' AND subject = :pid"),
+            {"pid": first["profile_id"]})).scalars().all()
+    assert len(updates) == 1
+    data = json.loads(updates[0])["data"]
+    assert data["changed"] == {"display_name": "Kim Minji"}
+    assert (data["source"], data["interaction_id"]) == ("interaction", later["id"])
 
 
 async def test_fifty_concurrent_ingests_of_one_new_identifier_make_one_profile(client):
