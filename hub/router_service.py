@@ -122,6 +122,21 @@ class RouterService:
         self._deactivate()
         await self._release_lock()
 
+    def status(self) -> dict[str, Any]:
+        """For /readyz: `disabled` (no queues), `starting` (loading its state), `standby` (another
+        hub holds the routing lock), `active`, or `stopped`."""
+        if not self.enabled:
+            state = "disabled"
+        elif self.active.is_set():
+            state = "active"
+        elif self._runner is None or self._runner.done():
+            state = "stopped"
+        elif self._lock_conn is None and not is_sqlite(self._engine):
+            state = "standby"
+        else:
+            state = "starting"
+        return {"state": state}
+
     def notify(self) -> None:
         """Something was committed (the pipeline's on_commit): look for new tasks now."""
         self._wake.set()

@@ -38,6 +38,8 @@ async def readyz(request: web.Request) -> web.Response:
         "status": "ready" if database["status"] == "up" else "not_ready",
         "database": database,
         "broker": relay.status(),
+        # Reported, not required: ingest goes on while the router starts or another hub routes.
+        "routing": request.app[keys.ROUTER].status(),
         "outbox": {"pending": pending, "oldest_pending_at": oldest.isoformat() if oldest else None},
     }
     return web.json_response(body, status=200 if database["status"] == "up" else 503)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 
+import pytest
 from sqlalchemy import func, select, text
 
 from hub import keys
@@ -315,3 +316,24 @@ async def test_agent_goes_offline_when_its_last_console_closes(aiohttp_client, m
 
 async def _is(probe, value) -> bool:
     return await probe() == value
+
+
+async def test_readyz_tells_whether_this_hub_routes(aiohttp_client, make_settings):
+    plain = await aiohttp_client(create_app(make_settings()))
+    assert (await (await plain.get("/readyz")).json())["routing"] == {"state": "disabled"}
+    client = await start(aiohttp_client, make_settings)
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["routing"] == {"state": "active"}
+
+
+async def test_a_second_hub_on_postgresql_stands_by_until_the_routing_one_stops(aiohttp_client, make_settings,
+                                                                                 database_url):
+    if database_url.startswith("sqlite"):
+        pytest.skip("the routing lock is PostgreSQL's; a SQLite file has one hub")
+    first = await start(aiohttp_client, make_settings)
+    second = await aiohttp_client(create_app(make_settings(routing=routing_config())))
+    await asyncio.sleep(0.5)
+    assert (await (await second.get("/readyz")).json())["routing"] == {"state": "standby"}
+    await first.close()
+    await asyncio.wait_for(second.app[keys.ROUTER].active.wait(), 10)
+    assert (await (await second.get("/readyz")).json())["routing"] == {"state": "active"}
