@@ -22,6 +22,19 @@ PLAIN = "Where is my order #1042?"  # 01_plain_ascii.eml
 ALT = "Refund for damaged lamp"  # 02_alternative.eml
 
 
+
+async def read_through(adapter, state, last_uid: int, timeout: float = 20):
+    """Run the adapter until its poller has passed `last_uid`, then stop it; returns the poller
+    (the adapter lets go of it when it stops)."""
+    await adapter.start()
+    poller = adapter.poller
+    try:
+        await eventually(lambda: state.values.get(poller.state_key, "").endswith(f":{last_uid}"),
+                         timeout=timeout)
+    finally:
+        await adapter.stop()
+    return poller
+
 def _append_to(server, name: str, raw: bytes) -> None:
     with imaplib.IMAP4(server.host, server.port, timeout=10) as client:
         client.login(server.username, server.password)
@@ -70,12 +83,7 @@ async def test_a_message_the_server_cannot_fetch_is_counted_and_dead_lettered(do
     recorder, state = Recorder(), MemoryState()
     adapter = make_adapter(imap_config(dovecot, max_attempts=2), make_deps(recorder.ingest, recorder.report_status,
                                                                           state=state))
-    await adapter.start()
-    poller = adapter.poller
-    try:
-        await eventually(lambda: state.values.get(poller.state_key, "").endswith(":3"), timeout=20)
-    finally:
-        await adapter.stop()
+    poller = await read_through(adapter, state, 3)
     assert [i.subject for i in recorder.interactions] == [PLAIN, ALT]
     assert state.values[poller.attempts_key].split(":")[1:4] == ["2", "2", "MessageUnreadable"]
     refused = [r for r in caplog.records if r.getMessage() == "imap message not ingested"]
@@ -127,12 +135,7 @@ async def test_a_non_message_and_an_oversize_one_go_to_failed_mailbox_and_the_bi
     failed = "처리 실패"  # "processing failed": a space and Hangul, sent in modified UTF-7
     config = {**imap_config(dovecot, failed_mailbox=failed), "max_message_bytes": 4000}
     adapter = make_adapter(config, make_deps(recorder.ingest, recorder.report_status, state=state))
-    await adapter.start()
-    key = adapter.poller.state_key
-    try:
-        await eventually(lambda: state.values.get(key, "").endswith(":3"))
-    finally:
-        await adapter.stop()
+    await read_through(adapter, state, 3)
     assert [i.subject for i in recorder.interactions] == [ALT]
     copied = await mailbox(dovecot, utf7(failed))
     assert [s for _, s in copied] == [b"", b"Subject: Where is my order #1043?"]
@@ -151,12 +154,7 @@ async def test_when_failed_mailbox_is_refused_the_message_is_passed_over_loudly_
     recorder, state = Recorder(refuse={"Poison pill"}), MemoryState()
     config = imap_config(dovecot, max_attempts=2, failed_mailbox="failed/imap")  # Dovecot: no '/' in names
     adapter = make_adapter(config, make_deps(recorder.ingest, recorder.report_status, state=state))
-    await adapter.start()
-    poller = adapter.poller
-    try:
-        await eventually(lambda: state.values.get(poller.state_key, "").endswith(":2"), timeout=20)
-    finally:
-        await adapter.stop()
+    poller = await read_through(adapter, state, 2)
     assert [i.subject for i in recorder.interactions] == [PLAIN]
     assert recorder.calls_by_subject["Poison pill"] == 2  # max_attempts ingests, then max_attempts copies
     validity = state.values[poller.state_key].partition(":")[0]
