@@ -415,9 +415,9 @@ class ImapPoller:
     @staticmethod
     async def _logout(client: Client) -> None:
         try:
-            if client.protocol.closed.is_set():
+            if client.protocol is None or client.protocol.closed.is_set():
                 return  # nothing to say to a closed connection; LOGOUT would wait behind its commands
-            if client.protocol is not None and client.has_pending_idle():
+            if client.has_pending_idle():
                 client.idle_done()  # cancelled mid-IDLE: LOGOUT would wait behind it
             if client.get_state() in ("AUTH", "SELECTED"):
                 await asyncio.wait_for(client.logout(), 2.0)

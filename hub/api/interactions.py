@@ -28,7 +28,7 @@ async def post_interaction(request: web.Request) -> web.Response:
     result = await app[keys.PIPELINE].ingest(interaction)
     metrics = app[keys.METRICS]
     metrics.count_ingested(interaction.channel, result.created)
-    metrics.ingest_seconds.observe(time.perf_counter() - started)
+    metrics.ingests.observe(time.perf_counter() - started)
     interaction_id = str(result.interaction_id)
     # Formatted rather than json.dumps'd: two UUIDs and a flag need no escaping, and this answer
     # is on every ingest's path.
