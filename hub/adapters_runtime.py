@@ -40,7 +40,7 @@ from schemas import CHANNELS_KEY, Interaction
 
 from . import keys
 from .adapter_state import DbStateStore
-from .api.errors import error_response
+from .api.errors import error_response, json_errors
 from .blobs import FileBlobStore
 from .outbound import record_status_async
 from .pipeline import PipelineStopped
@@ -81,7 +81,7 @@ def mount_adapters(app: web.Application) -> None:
     for adapter in running:
         for hook in adapter.webhooks():
             path = f"/channels/{adapter.name}/{hook.path.lstrip('/')}"
-            app.router.add_route(hook.method, path, _guarded(adapter, hook))
+            app.router.add_route(hook.method, path, json_errors(_guarded(adapter, hook)))
 
 
 def channel_adapters(app: web.Application) -> dict[str, str]:

@@ -22,7 +22,7 @@ from .api import meta as meta_api
 from .api import profiles as profiles_api
 from .api import routing as routing_api
 from .api import rules as rules_api
-from .api.errors import json_errors
+from .api.errors import add_json_routes, add_not_routed, json_errors
 from .consent_step import consent_step
 from .dispatcher import Dispatcher
 from .commands import CommandConsumer
@@ -43,7 +43,7 @@ from .topology import Topology
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app = web.Application(client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app[keys.VALIDATION_CONTEXT] = {
@@ -60,16 +60,17 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_dispatcher)  # outbound (issue 4): stops before the adapters it sends through
     mount_adapters(app)
     app.cleanup_ctx.append(_commands)  # back-office (issue 7): after the pipeline it feeds
-    app.add_routes(meta_api.routes)
-    app.add_routes(interactions_api.routes)
-    app.add_routes(routing_api.routes)  # routing (issue 6)
-    app.add_routes(rules_api.routes)  # rules (issue 5)
-    app.add_routes(profiles_api.routes)  # profiles (issue 3)
-    app.add_routes(messages_api.routes)  # outbound (issue 4)
-    app.add_routes(asyncapi_api.routes)  # back-office (issue 7)
-    app.add_routes(outbox_api.routes)
-    app.add_routes(openapi.routes)
-    app.router.add_get("/metrics", _metrics)
+    add_json_routes(app, meta_api.routes)
+    add_json_routes(app, interactions_api.routes)
+    add_json_routes(app, routing_api.routes)  # routing (issue 6)
+    add_json_routes(app, rules_api.routes)  # rules (issue 5)
+    add_json_routes(app, profiles_api.routes)  # profiles (issue 3)
+    add_json_routes(app, messages_api.routes)  # outbound (issue 4)
+    add_json_routes(app, asyncapi_api.routes)  # back-office (issue 7)
+    add_json_routes(app, outbox_api.routes)
+    add_json_routes(app, openapi.routes)
+    app.router.add_get("/metrics", json_errors(_metrics))
+    add_not_routed(app)
     return app
 
 

@@ -16,6 +16,8 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from .api.errors import is_not_routed
+
 _BODY = "__omnihub_body__"
 _REF = "#/components/schemas/{model}"
 H = TypeVar("H", bound=Callable[..., Any])
@@ -46,7 +48,7 @@ def document(app: web.Application) -> dict[str, Any]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
         path = info.get("path") or info.get("formatter")
-        if route.method == "HEAD" or path is None:
+        if route.method == "HEAD" or path is None or is_not_routed(route):
             continue
         handler = route.handler
         doc = (handler.__doc__ or "").strip()

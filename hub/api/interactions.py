@@ -13,19 +13,23 @@ from schemas import Interaction
 from .. import keys
 from ..openapi import body
 from ..storage.models import interactions
-from .errors import error_response
+from .errors import answer_for, answers_its_errors, error_response
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/v1/interactions")
 @body(Interaction)
-async def post_interaction(request: web.Request) -> web.Response:
+@answers_its_errors
+async def post_interaction(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     app = request.app
-    body = await request.read()
-    interaction = Interaction.model_validate_json(body, context=app[keys.VALIDATION_CONTEXT])
-    result = await app[keys.PIPELINE].ingest(interaction)
+    try:
+        body = await request.read()
+        interaction = Interaction.model_validate_json(body, context=app[keys.VALIDATION_CONTEXT])
+        result = await app[keys.PIPELINE].ingest(interaction)
+    except Exception as exc:  # noqa: BLE001 - answered here: the busiest route skips json_errors' layer
+        return answer_for(request, exc)
     metrics = app[keys.METRICS]
     metrics.count_ingested(interaction.channel, result.created)
     metrics.ingests.observe(time.perf_counter() - started)
