@@ -179,6 +179,9 @@ async def list_tasks(request: web.Request) -> web.Response:
     """Live tasks in waiting-line order (priority, then time waited), optionally of one queue or
     state: what a supervisor watches, and how a restart is seen to keep the order."""
     service = request.app[keys.ROUTER]
+    # The router decides in memory (timers, presence changes) and writes at its next flush; flushed
+    # first, a listing shows no offer or assignment that a crash could still take back.
+    await service.flush()
     router = service.router
     if router is None:
         return web.json_response({"tasks": [], "active": False})
@@ -194,6 +197,7 @@ async def list_tasks(request: web.Request) -> web.Response:
 @routes.get("/v1/queues")
 async def list_queues(request: web.Request) -> web.Response:
     service = request.app[keys.ROUTER]
+    await service.flush()  # durable state only, as in list_tasks
     router = service.router
     if router is None:
         return web.json_response({"queues": [], "active": False})
@@ -206,6 +210,7 @@ async def list_queues(request: web.Request) -> web.Response:
 @routes.get("/v1/agents")
 async def list_agents(request: web.Request) -> web.Response:
     service = request.app[keys.ROUTER]
+    await service.flush()  # durable state only, as in list_tasks
     router = service.router
     if router is None:
         return web.json_response({"agents": [], "active": False})

@@ -337,3 +337,21 @@ async def test_a_second_hub_on_postgresql_stands_by_until_the_routing_one_stops(
     await first.close()
     await asyncio.wait_for(second.app[keys.ROUTER].active.wait(), 10)
     assert (await (await second.get("/readyz")).json())["routing"] == {"state": "active"}
+
+
+async def test_listings_show_only_what_is_durable(aiohttp_client, make_settings):
+    # A long poll: nothing flushes the router's in-memory change below but the listing itself.
+    config = {**routing_config(), "poll_interval_s": 30}
+    client = await aiohttp_client(create_app(make_settings(routing=config)))
+    client.app[keys.PIPELINE].steps.insert(0, route_from_metadata)
+    await client.app[keys.ROUTER].active.wait()
+    task_id = await routed(client, phone="010-6200-0001")
+    await eventually(lambda: _state_is(client, task_id, "waiting"))
+    # A change the router makes on its own (as a timer does): alice comes back and is offered the task.
+    client.app[keys.ROUTER].router.set_presence("alice", "available")
+    shown = {t["id"]: t["state"] for t in (await (await client.get("/v1/tasks")).json())["tasks"]}
+    assert shown[task_id] == "offered"
+    assert (await task_row(client, task_id)).state == "offered"
+    assert [e["data"]["id"] for e in await events_of(client, "task.offered")] == [task_id]
+    agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["agents"]}
+    assert agents["alice"]["presence"] == "available"
