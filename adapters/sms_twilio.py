@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
+from multidict import MultiDict
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -279,8 +280,11 @@ def conversation_key(customer: Identifier, ours: str | None) -> str:
     return f"sms:{customer.value}:{ours or '-'}"
 
 
-def _form(body: bytes) -> dict[str, str]:
-    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+def _form(body: bytes) -> MultiDict[str]:
+    # A MultiDict, as Twilio signs every value of a repeated key (a dict kept only the last, and
+    # the signature then failed); RequestValidator reads it with getall() at the first try, where
+    # for a dict it raised and caught two AttributeErrors per field.
+    return MultiDict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _media_count(form: Mapping[str, str]) -> int:

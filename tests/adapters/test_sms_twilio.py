@@ -325,3 +325,20 @@ async def test_with_the_pipeline_stopped_a_webhook_is_answered_503_and_taken_whe
     pid = (await profile_of(hub, f"phone:{CUSTOMER}"))["id"]
     assert [i["content"]["text"] for i in await timeline(hub, pid)] == ["still there?"]
 
+
+
+async def test_a_form_with_a_repeated_key_is_checked_over_every_value(hub):
+    from urllib.parse import urlencode
+
+    from multidict import MultiDict
+    from twilio.request_validator import RequestValidator
+
+    pairs = [*inbound_params(frm=CUSTOMER, body="two tags").items(), ("Tag", "b"), ("Tag", "a")]
+    signature = RequestValidator(hub.twilio.auth_token).compute_signature(PUBLIC_BASE_URL + INBOUND, MultiDict(pairs))
+    resp = await hub.post(INBOUND, data=urlencode(pairs), headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature})
+    assert resp.status == 200, await resp.text()
+    # Signed over one value only, it is refused.
+    resp = await hub.post(INBOUND, data=urlencode(pairs[:-1]), headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature})
+    assert resp.status == 403
