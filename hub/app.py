@@ -35,7 +35,9 @@ from .router_service import RouterService
 from .routing_step import RoutingStep
 from .rules_runtime import rules_ctx, scheduler_ctx
 from .segments import SegmentSet
-from .settings import Settings
+from .scheduled_sends import ScheduledSender
+from .settings import ConfigError, Settings
+from .templates import TemplateProblem, TemplateSet
 from .storage import repositories as repo
 from .storage.engine import create_engine, writer
 from .storage.migrate import upgrade
@@ -46,6 +48,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
+    app[keys.TEMPLATES] = _templates(settings)
     app[keys.VALIDATION_CONTEXT] = {
         DEFAULT_REGION_KEY: settings.default_region,
         CHANNELS_KEY: BUILTIN_CHANNELS,
@@ -137,18 +140,30 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
                             concurrency=settings.outbound_concurrency)
     app[keys.DISPATCHER] = dispatcher
     app[keys.OUTBOUND] = functools.partial(_send_command, app)  # back-office message.send (issue 7)
+    sends = ScheduledSender(app[keys.ENGINE], lambda: channel_adapters(app), app[keys.TEMPLATES],
+                            quiet_hours=settings.quiet_hours, notify=dispatcher.notify)
+    app[keys.SCHEDULED_SENDS] = sends
+    app[keys.PIPELINE].on_commit.append(sends.notify)  # an auto-reply goes out now, not at the next poll
     await dispatcher.start()
+    await sends.start()
     yield
+    await sends.stop()
     await dispatcher.stop()
 
 
+def _templates(settings: Settings) -> TemplateSet:
+    try:
+        return TemplateSet.load(settings.templates, settings.templates_dir)
+    except TemplateProblem as exc:
+        raise ConfigError(f"{exc.field}: {exc.message}") from None
+
+
 async def _send_command(app: web.Application, command: Any, message_id: str) -> dict[str, Any] | None:
-    if command.body is None:
-        return None  # templates are not built yet: the consumer keeps it in scheduled_actions
     channels = channel_adapters(app)
     async with writer(app[keys.ENGINE]).begin() as conn:  # type: ignore[union-attr]
         result = await conn.run_sync(accept_command, command, message_id, adapters=channels,
-                                     now=datetime.now(UTC))
+                                     now=datetime.now(UTC), templates=app[keys.TEMPLATES],
+                                     quiet_hours=app[keys.SETTINGS].quiet_hours)
     app[keys.DISPATCHER].notify()
     return result
 

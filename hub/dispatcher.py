@@ -104,7 +104,8 @@ class Dispatcher:
             return []
         now = self._clock()
         m = messages.c
-        due = or_(and_(m.state == "queued", or_(m.lease_until.is_(None), m.lease_until <= now)),
+        due = or_(and_(m.state == "queued", or_(m.lease_until.is_(None), m.lease_until <= now),
+                       or_(m.not_before.is_(None), m.not_before <= now)),  # held for quiet hours
                   and_(m.state == "sending", m.lease_until <= now))
         async with writer(self._engine).begin() as conn:  # type: ignore[union-attr]
             rows = (await conn.execute(select(messages).where(due).order_by(m.created_at).limit(limit))).mappings().all()

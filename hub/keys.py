@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
     from .router_service import RouterService
     from .rules_step import RulesStep
+    from .scheduled_sends import ScheduledSender
     from .scheduler import Scheduler
     from .settings import Settings
+    from .templates import TemplateSet
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
@@ -40,6 +42,8 @@ RELOAD_ON_SIGHUP: web.AppKey[bool] = web.AppKey("reload_on_sighup", bool)  # set
 ADAPTERS: web.AppKey[dict[str, ChannelAdapter]] = web.AppKey("adapters")  # by adapter name
 BLOBS: web.AppKey[FileBlobStore] = web.AppKey("blobs")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
+TEMPLATES: web.AppKey[TemplateSet] = web.AppKey("templates")  # message templates, compiled at start-up
+SCHEDULED_SENDS: web.AppKey[ScheduledSender] = web.AppKey("scheduled_sends")  # rules' and commands' messages
 # --- back-office (issue 7) ---
 COMMANDS: web.AppKey[CommandConsumer] = web.AppKey("commands")  # set only when amqp_url is configured
 # The outbound module registers its sender here for `message.send` commands; unset, they are stored.

@@ -9,6 +9,7 @@ profile API's do.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable
@@ -24,10 +25,13 @@ from schemas import EventType, Identifier, Interaction, OmnihubError
 
 from .events import event_row
 from .ids import new_id
+from .quiet_hours import held_until, zone_of
+from .settings import QuietHours
 from .storage import profiles_repo
 from .storage.engine import writer
 from .storage.models import interactions, outbox
 from .storage.outbound_models import messages
+from .templates import TemplateProblem, TemplateSet, template_values
 
 # Later states win; a late "sent" callback never undoes "delivered". Failed is final.
 STATE_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
@@ -61,20 +65,28 @@ class MessageRequest(BaseModel):
     text: Annotated[str, StringConstraints(max_length=65_536)] | None = None
     html: Annotated[str, StringConstraints(max_length=1_048_576)] | None = None
     unsubscribe_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    # A template (hub.templates) instead of subject/text/html, rendered for the channel chosen,
+    # with these variables plus the customer's `profile` and the answered `interaction`.
+    template: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    variables: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Any] = Field(default_factory=dict)
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
 
     @model_validator(mode="after")
     def _addressed(self) -> MessageRequest:
         if self.to is None and self.profile_id is None and self.in_reply_to is None:
             raise ValueError("give `to`, `profile_id` or `in_reply_to`")
-        if not (self.text or self.html):
-            raise ValueError("give `text` or `html`")
+        if self.template is not None and (self.text or self.html or self.subject):
+            raise ValueError("give `template` or the content (`subject`, `text`, `html`), not both")
+        if self.template is None and not (self.text or self.html):
+            raise ValueError("give `text`, `html` or `template`")
         return self
 
 
-def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], now: datetime) -> tuple[dict, bool]:
+def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], now: datetime,
+           templates: TemplateSet | None = None, quiet_hours: QuietHours | None = None) -> tuple[dict, bool]:
     """Store the request as a queued message. Returns (message row, created). `adapters` maps each
-    channel that has a running adapter to that adapter's name."""
+    channel that has a running adapter to that adapter's name. A marketing message accepted inside
+    the customer's quiet hours is queued with `not_before` at their end."""
     m = messages.c
     if req.idempotency_key:
         found = conn.execute(select(messages).where(m.idempotency_key == req.idempotency_key)).mappings().first()
@@ -82,6 +94,8 @@ def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], n
             return dict(found), False
     thread: dict[str, Any] = {}
     channel, to = req.channel, req.to
+    answered: Interaction | None = None
+    carries = _template_check(req.template, templates)
     if req.in_reply_to is not None:
         answered = _answered(conn, req.in_reply_to)
         if isinstance(channel, list) or channel == "auto":
@@ -96,7 +110,7 @@ def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], n
     if channel is None:
         raise OutboundRefused(422, "validation_failed", "channel", "give `channel` (or `in_reply_to`)")
     if isinstance(channel, list) or channel == "auto":
-        chosen = _choose_channel(conn, channel, to, req.profile_id, adapters, req.purpose)
+        chosen = _choose_channel(conn, channel, to, req.profile_id, adapters, req.purpose, carries)
         if chosen is None:
             raise OutboundRefused(422, "no_channel", "channel",
                                   f"none of {channel} runs here, reaches this customer and has consent")
@@ -109,32 +123,45 @@ def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], n
         to = _profile_address(conn, profile_id, RECIPIENT_TYPE.get(channel))
     if profile_id is None:
         profile_id = profiles_repo.find_by_identifier(conn, to.key)
+    profile = None
     if profile_id is not None:
         _check_consent(conn, profile_id, channel, req.purpose)
+        profile = profiles_repo.get(conn, profile_id)
     request = req.model_dump(mode="json", exclude_none=True, include={"subject", "text", "html", "unsubscribe_url"})
+    if req.template is not None:
+        assert templates is not None  # _template_check refused it otherwise
+        request.update(_render(templates, req, channel, profile, answered))
+    not_before = None
+    if quiet_hours is not None and req.purpose is MessagePurpose.MARKETING:
+        zone = zone_of(profile.get("timezone") if profile else None, quiet_hours.timezone)
+        not_before = held_until(now, quiet_hours.start, quiet_hours.end, zone)
     row = {"id": new_id(), "channel": channel, "adapter": adapters[channel], "profile_id": profile_id,
            "to_type": to.type.value, "to_value": to.value, "purpose": req.purpose.value, "state": "queued",
            "request": json.dumps({**request, **thread}), "idempotency_key": req.idempotency_key,
-           "in_reply_to": req.in_reply_to, "attempts": 0, "created_at": now, "updated_at": now}
+           "in_reply_to": req.in_reply_to, "attempts": 0, "not_before": not_before,
+           "created_at": now, "updated_at": now}
     conn.execute(messages.insert().values(**row))
     return row, True
 
 
 def accept_command(conn: Connection, cmd: Any, message_id: str, *, adapters: dict[str, str],
-                   now: datetime) -> dict[str, Any]:
+                   now: datetime, templates: TemplateSet | None = None,
+                   quiet_hours: QuietHours | None = None) -> dict[str, Any]:
     """A `message.send` command (schemas.commands.MessageSend) as a queued message; the command's
     message_id is its idempotency key, so a redelivered command queues nothing twice."""
-    req = MessageRequest(channel=cmd.channel, to=cmd.to.identifier, profile_id=cmd.to.profile_id, purpose=cmd.purpose,
-                         text=cmd.body, idempotency_key=f"command:{message_id}")
     try:
-        row, created = accept(conn, req, adapters=adapters, now=now)
+        req = MessageRequest(channel=cmd.channel, to=cmd.to.identifier, profile_id=cmd.to.profile_id,
+                             purpose=cmd.purpose, text=cmd.body, template=cmd.template, variables=cmd.variables,
+                             idempotency_key=f"command:{message_id}")
+        row, created = accept(conn, req, adapters=adapters, now=now, templates=templates, quiet_hours=quiet_hours)
     except OutboundRefused as exc:
         return {"queued": False, "error": exc.error, "field": exc.field, "message": exc.message}
     return {"queued": True, "message_id": str(row["id"]), "channel": row["channel"], "created": created}
 
 
 def _choose_channel(conn: Connection, wanted: str | list[str], to: Identifier | None,
-                    profile_id: uuid.UUID | None, adapters: dict[str, str], purpose: MessagePurpose) -> str | None:
+                    profile_id: uuid.UUID | None, adapters: dict[str, str], purpose: MessagePurpose,
+                    carries: Callable[[str], bool] = lambda channel: True) -> str | None:
     known: set[str] = set()
     preferred: list[str] = []
     if to is not None:
@@ -150,7 +177,7 @@ def _choose_channel(conn: Connection, wanted: str | list[str], to: Identifier | 
         preferred = list(profile.get("preferred_channels") or [])
     order = [*preferred, *adapters] if wanted == "auto" else list(wanted)
     for channel in dict.fromkeys(order):
-        if channel not in adapters or RECIPIENT_TYPE.get(channel, "") not in known:
+        if channel not in adapters or RECIPIENT_TYPE.get(channel, "") not in known or not carries(channel):
             continue
         if profile_id is not None:
             try:
@@ -246,6 +273,31 @@ def _check_consent(conn: Connection, profile_id: uuid.UUID, channel: str, purpos
     if granted is False or (purpose is MessagePurpose.MARKETING and granted is not True):
         raise OutboundRefused(409, "no_consent", "to",
                               f"no {channel}:{purpose.value} consent for this customer")
+
+
+def _template_check(name: str | None, templates: TemplateSet | None) -> Callable[[str], bool]:
+    """Refuse an unknown template before anything else; the channels it can be rendered for."""
+    if name is None:
+        return lambda channel: True
+    if templates is None or not templates.has(name):
+        known = ", ".join(templates.names()) if templates is not None and templates.names() else "none configured"
+        raise OutboundRefused(422, "unknown_template", "template", f"no template {name!r}; known: {known}")
+    return functools.partial(templates.carries, name)
+
+
+def _render(templates: TemplateSet, req: MessageRequest, channel: str, profile: dict[str, Any] | None,
+            answered: Interaction | None) -> dict[str, str]:
+    seen = None if answered is None else {
+        "id": str(answered.id), "channel": answered.channel, "subject": answered.subject,
+        "text": answered.content.text if answered.content is not None else None}
+    try:
+        rendered = templates.render(req.template or "", channel, template_values(req.variables, profile, seen))
+    except TemplateProblem as exc:
+        raise OutboundRefused(422, "template_failed", exc.field, exc.message) from None
+    if not (rendered.text or rendered.html):
+        raise OutboundRefused(422, "template_failed", "template", f"template {req.template!r} rendered empty")
+    return {part: value for part, value in
+            (("subject", rendered.subject), ("text", rendered.text), ("html", rendered.html)) if value}
 
 
 def _str(value: Any) -> str | None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import difflib
 import os
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -128,6 +130,25 @@ class BackofficeSettings(BaseModel):
     declare_topology: bool = True  # false: an operator pre-declared it (see README)
 
 
+class QuietHours(BaseModel):
+    """A daily window, in the customer's timezone (else `timezone`), in which marketing messages are
+    not sent: they wait until it ends (DESIGN section 8). Transactional messages are not held."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: dt_time = dt_time(21, 0)
+    end: dt_time = dt_time(8, 0)  # before `start`: the window runs over midnight
+    timezone: str = "Asia/Seoul"  # for customers whose profile has none
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r} (an IANA name, e.g. Asia/Seoul)") from None
+        return v
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -165,6 +186,11 @@ class Settings(BaseSettings):
     # {big-spender: {field: profile.monetary, op: gte, value: 1000000}}; recomputed on every change.
     segments: dict[str, dict[str, Any]] = Field(default_factory=dict)  # profiles (issue 3)
     backoffice: BackofficeSettings = Field(default_factory=BackofficeSettings)  # back-office (issue 7)
+    # Message templates (hub.templates): name -> {channel or default: text or {subject, text, html}},
+    # and a directory of YAML files holding more of them.
+    templates: dict[str, Any] = Field(default_factory=dict)
+    templates_dir: str | None = None
+    quiet_hours: QuietHours | None = Field(default_factory=QuietHours)  # null: marketing at any hour
 
     @field_validator("default_region")
     @classmethod

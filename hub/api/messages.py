@@ -32,7 +32,9 @@ async def post_message(request: web.Request) -> web.Response:
     channels = channel_adapters(request.app)
     try:
         async with writer(request.app[keys.ENGINE]).begin() as conn:  # type: ignore[union-attr]
-            row, created = await conn.run_sync(accept, req, adapters=channels, now=datetime.now(UTC))
+            row, created = await conn.run_sync(accept, req, adapters=channels, now=datetime.now(UTC),
+                                                 templates=request.app[keys.TEMPLATES],
+                                                 quiet_hours=request.app[keys.SETTINGS].quiet_hours)
     except OutboundRefused as exc:
         return error_response(exc.status, exc.error, f"{exc.field}: {exc.message}",
                               [{"field": exc.field, "message": exc.message}])
@@ -62,7 +64,8 @@ def _view(row: Any) -> dict[str, Any]:
         "profile_id": _s(row["profile_id"]), "in_reply_to": _s(row["in_reply_to"]),
         "conversation_key": request.get("conversation_key"), "provider": row.get("provider"),
         "provider_ref": row.get("provider_ref"), "interaction_id": _s(row.get("interaction_id")),
-        "attempts": row["attempts"], "error": ({"code": row.get("error_code"), "message": row.get("error_message")}
+        "attempts": row["attempts"], "not_before": row["not_before"].isoformat() if row.get("not_before") else None,
+        "error": ({"code": row.get("error_code"), "message": row.get("error_message")}
                                                if row.get("error_code") else None),
         "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
     }

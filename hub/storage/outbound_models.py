@@ -35,6 +35,7 @@ messages = Table(
     Column("error_code", String(64)),
     Column("error_message", String(500)),
     Column("lease_until", UTCDateTime),
+    Column("not_before", UTCDateTime),  # a marketing message held until the customer's quiet hours end
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("idempotency_key", name="uq_messages_idempotency_key"),

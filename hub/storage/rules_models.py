@@ -51,6 +51,8 @@ scheduled_actions = Table(
     Column("due_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("state", String(16), nullable=False, server_default=text("'pending'")),
+    # What became of it once taken (done or failed): the message queued, or the refusal.
+    Column("outcome", Text),
     Index("ix_scheduled_actions_due", "due_at", sqlite_where=text("state = 'pending'"),
           postgresql_where=text("state = 'pending'")),
 )

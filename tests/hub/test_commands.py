@@ -13,7 +13,6 @@ from sqlalchemy import text
 
 from hub import deadletter, keys
 from hub.app import create_app
-from hub.command_store import PENDING_SEND_KIND
 from tests.hub.conftest import count_rows, eventually
 
 
@@ -168,16 +167,34 @@ async def test_interaction_import_is_ingested_once(hub, amqp_url, names):
     assert status == 200
 
 
-async def test_templated_message_send_waits_in_scheduled_actions(hub, amqp_url, names):
-    await publish(amqp_url, names, ("message.send", {"to": {"identifier": {"type": "email", "value": "a@b.co"}},
-                                                      "template": "welcome"}, "send-1"),
-                  ("message.send", {"to": {"identifier": {"type": "email", "value": "a@b.co"}}}, "send-bad"))
+async def test_templated_message_send_is_rendered_and_an_unknown_template_is_answered(
+        aiohttp_server, aiohttp_client, make_settings, amqp_url, names, tmp_path):
+    from tests.adapters.fake_twilio import OUR_NUMBER, FakeTwilio
+
+    twilio = FakeTwilio()
+    twilio.base_url = str((await aiohttp_server(twilio.app())).make_url("")).rstrip("/")
+    adapters = {"sms_twilio": {"account_sid": twilio.account_sid, "auth_token": twilio.auth_token,
+                               "from_number": OUR_NUMBER, "api_base": twilio.base_url}}
+    templates = {"shipped": {"sms": "주문 {{ order }} 발송되었습니다", "email": {"subject": "s", "text": "t"}}}
+    hub = await aiohttp_client(create_app(make_settings(amqp_url=amqp_url, adapters=adapters, templates=templates,
+                                                        blob_dir=str(tmp_path / "blobs"), **names)))
     consumer = hub.app[keys.COMMANDS]
-    await eventually(lambda: _true(consumer.applied == 1 and consumer.dead_lettered == 1))
-    async with hub.app[keys.ENGINE].connect() as conn:
-        rows = (await conn.execute(text("SELECT kind, state, payload FROM scheduled_actions"))).all()
-    assert [(r.kind, r.state) for r in rows] == [(PENDING_SEND_KIND, "pending")]
-    assert json.loads(rows[0].payload)["message_id"] == "send-1"
+    await eventually(lambda: _true(consumer.state == "consuming"), timeout=20)
+    try:
+        to = {"identifier": {"type": "phone", "value": "010-1234-5678"}}
+        await publish(amqp_url, names,
+                      ("message.send", {"to": to, "channel": ["sms"], "template": "shipped",
+                                        "variables": {"order": "A-17"}}, "send-1"),
+                      ("message.send", {"to": to, "channel": ["sms"], "template": "welcome"}, "send-2"))
+        await eventually(lambda: _true(len(twilio.sent) == 1 and consumer.applied == 2))
+        assert [(m["To"], m["Body"]) for m in twilio.sent] == [("+821012345678", "주문 A-17 발송되었습니다")]
+        async with hub.app[keys.ENGINE].connect() as conn:
+            results = dict((await conn.execute(text("SELECT message_id, result FROM command_log"))).all())
+        assert json.loads(results["send-2"])["error"] == "unknown_template"
+        assert json.loads(results["send-1"])["queued"] is True
+        assert await count_rows(hub.app, "scheduled_actions") == 0
+    finally:
+        await asyncio.to_thread(_delete, amqp_url, names)
 
 
 async def test_message_send_with_a_body_is_sent_through_the_channel_adapter(aiohttp_server, aiohttp_client, make_settings,
