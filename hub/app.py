@@ -18,11 +18,13 @@ from .api import interactions as interactions_api
 from .api import messages as messages_api
 from .api import outbox as outbox_api
 from .api import asyncapi as asyncapi_api
+from .api import campaigns as campaigns_api
 from .api import meta as meta_api
 from .api import profiles as profiles_api
 from .api import routing as routing_api
 from .api import rules as rules_api
 from .api.errors import add_json_routes, add_not_routed, json_errors
+from .campaigns import CampaignRunner
 from .consent_step import consent_step
 from .dispatcher import Dispatcher
 from .commands import CommandConsumer
@@ -69,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     add_json_routes(app, rules_api.routes)  # rules (issue 5)
     add_json_routes(app, profiles_api.routes)  # profiles (issue 3)
     add_json_routes(app, messages_api.routes)  # outbound (issue 4)
+    add_json_routes(app, campaigns_api.routes)
     add_json_routes(app, asyncapi_api.routes)  # back-office (issue 7)
     add_json_routes(app, outbox_api.routes)
     add_json_routes(app, openapi.routes)
@@ -143,10 +146,15 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     sends = ScheduledSender(app[keys.ENGINE], lambda: channel_adapters(app), app[keys.TEMPLATES],
                             quiet_hours=settings.quiet_hours, notify=dispatcher.notify)
     app[keys.SCHEDULED_SENDS] = sends
+    runner = CampaignRunner(app[keys.ENGINE], lambda: channel_adapters(app), app[keys.TEMPLATES],
+                            quiet_hours=settings.quiet_hours, notify=dispatcher.notify)
+    app[keys.CAMPAIGNS] = runner
     app[keys.PIPELINE].on_commit.append(sends.notify)  # an auto-reply goes out now, not at the next poll
     await dispatcher.start()
     await sends.start()
+    await runner.start()
     yield
+    await runner.stop()
     await sends.stop()
     await dispatcher.stop()
 

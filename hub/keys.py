@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from adapters.base import ChannelAdapter
 
     from .blobs import FileBlobStore
+    from .campaigns import CampaignRunner
     from .dispatcher import Dispatcher
     from .commands import CommandConsumer, OutboundSender
     from .metrics import Metrics
@@ -44,6 +45,7 @@ BLOBS: web.AppKey[FileBlobStore] = web.AppKey("blobs")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 TEMPLATES: web.AppKey[TemplateSet] = web.AppKey("templates")  # message templates, compiled at start-up
 SCHEDULED_SENDS: web.AppKey[ScheduledSender] = web.AppKey("scheduled_sends")  # rules' and commands' messages
+CAMPAIGNS: web.AppKey[CampaignRunner] = web.AppKey("campaigns")
 # --- back-office (issue 7) ---
 COMMANDS: web.AppKey[CommandConsumer] = web.AppKey("commands")  # set only when amqp_url is configured
 # The outbound module registers its sender here for `message.send` commands; unset, they are stored.

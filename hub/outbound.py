@@ -83,10 +83,12 @@ class MessageRequest(BaseModel):
 
 
 def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], now: datetime,
-           templates: TemplateSet | None = None, quiet_hours: QuietHours | None = None) -> tuple[dict, bool]:
+           templates: TemplateSet | None = None, quiet_hours: QuietHours | None = None,
+           campaign_id: uuid.UUID | None = None, not_before: datetime | None = None) -> tuple[dict, bool]:
     """Store the request as a queued message. Returns (message row, created). `adapters` maps each
     channel that has a running adapter to that adapter's name. A marketing message accepted inside
-    the customer's quiet hours is queued with `not_before` at their end."""
+    the customer's quiet hours is queued with `not_before` at their end (or at the given
+    `not_before`, a campaign's throttle, if later)."""
     m = messages.c
     if req.idempotency_key:
         found = conn.execute(select(messages).where(m.idempotency_key == req.idempotency_key)).mappings().first()
@@ -131,14 +133,15 @@ def accept(conn: Connection, req: MessageRequest, *, adapters: dict[str, str], n
     if req.template is not None:
         assert templates is not None  # _template_check refused it otherwise
         request.update(_render(templates, req, channel, profile, answered))
-    not_before = None
     if quiet_hours is not None and req.purpose is MessagePurpose.MARKETING:
         zone = zone_of(profile.get("timezone") if profile else None, quiet_hours.timezone)
-        not_before = held_until(now, quiet_hours.start, quiet_hours.end, zone)
+        # Quiet hours are judged at the moment it would go: a throttled message may leave them.
+        quiet_end = held_until(not_before or now, quiet_hours.start, quiet_hours.end, zone)
+        not_before = quiet_end or not_before
     row = {"id": new_id(), "channel": channel, "adapter": adapters[channel], "profile_id": profile_id,
            "to_type": to.type.value, "to_value": to.value, "purpose": req.purpose.value, "state": "queued",
            "request": json.dumps({**request, **thread}), "idempotency_key": req.idempotency_key,
-           "in_reply_to": req.in_reply_to, "attempts": 0, "not_before": not_before,
+           "in_reply_to": req.in_reply_to, "attempts": 0, "not_before": not_before, "campaign_id": campaign_id,
            "created_at": now, "updated_at": now}
     conn.execute(messages.insert().values(**row))
     return row, True

@@ -35,13 +35,38 @@ messages = Table(
     Column("error_code", String(64)),
     Column("error_message", String(500)),
     Column("lease_until", UTCDateTime),
-    Column("not_before", UTCDateTime),  # a marketing message held until the customer's quiet hours end
+    Column("not_before", UTCDateTime),  # held for quiet hours or a campaign's throttle
+    Column("campaign_id", Uuid),  # the campaign that sent it (hub.campaigns)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("idempotency_key", name="uq_messages_idempotency_key"),
     Index("ix_messages_provider_ref", "adapter", "provider_ref"),
     Index("ix_messages_pending", "state", "created_at"),
     Index("ix_messages_profile_id", "profile_id"),
+    Index("ix_messages_campaign_id", "campaign_id"),
+)
+
+CAMPAIGN_STATES = ("scheduled", "running", "sending", "completed")
+
+# A campaign: one templated message to every profile of a segment (hub.campaigns). `cursor` is the
+# last profile id queued, so a hub that stops mid-way resumes there (idempotency keys make a
+# repeat of the last chunk harmless); `skipped` counts refusals by reason as JSON.
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("spec", Text, nullable=False),  # the accepted request as JSON
+    Column("start_at", UTCDateTime, nullable=False),
+    Column("cursor", Uuid),
+    Column("targeted", Integer, nullable=False, server_default=text("0")),
+    Column("queued", Integer, nullable=False, server_default=text("0")),
+    Column("skipped", Text, nullable=False, server_default=text("'{}'")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("completed_at", UTCDateTime),
+    Index("ix_campaigns_state", "state", "start_at"),
 )
 
 # Small values an adapter keeps across restarts, e.g. the IMAP poller's last UID per mailbox.

@@ -1,0 +1,47 @@
+"""`POST /v1/campaigns` and `GET /v1/campaigns/{id}` (DESIGN section 8; hub.campaigns)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from .. import keys
+from ..campaigns import CampaignRequest, create, stats, view_of
+from ..openapi import body
+from ..outbound import OutboundRefused
+from ..storage.engine import writer
+from .errors import error_response
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/campaigns")
+@body(CampaignRequest)
+async def post_campaign(request: web.Request) -> web.Response:
+    """Schedule a campaign: 201 with its id; it starts at `start_at` (default now)."""
+    spec = CampaignRequest.model_validate_json(await request.read())
+    try:
+        async with writer(request.app[keys.ENGINE]).begin() as conn:  # type: ignore[union-attr]
+            row = await conn.run_sync(create, spec, request.app[keys.TEMPLATES], datetime.now(UTC))
+    except OutboundRefused as exc:
+        return error_response(exc.status, exc.error, f"{exc.field}: {exc.message}",
+                              [{"field": exc.field, "message": exc.message}])
+    request.app[keys.CAMPAIGNS].notify()
+    return web.json_response(view_of(row), status=201, headers={"Location": f"/v1/campaigns/{row['id']}"})
+
+
+@routes.get("/v1/campaigns/{id}")
+async def get_campaign(request: web.Request) -> web.Response:
+    """A campaign's progress and results: targeted, queued, skipped by reason, sent, delivered,
+    failed, responded, converted."""
+    try:
+        campaign_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        return error_response(404, "not_found", "no such campaign", [{"field": "id", "message": "not a UUID"}])
+    async with request.app[keys.ENGINE].connect() as conn:
+        found = await conn.run_sync(stats, campaign_id, datetime.now(UTC))
+    if found is None:
+        return error_response(404, "not_found", "no such campaign")
+    return web.json_response(found)
