@@ -144,6 +144,8 @@ function setPresence(presence, reason) {
   // Say why only when the hub changed it on its own (missed offers, a closed console).
   const why = reason && reason !== "requested" ? ` (${reason.replaceAll("_", " ")})` : "";
   $("#presence-value").textContent = presence + why;
+  if (presence === "offline") notice("You are offline: choose Available to receive offers.");
+  else if ($("#notice").textContent.startsWith("You are offline")) notice("");
   for (const button of document.querySelectorAll("#presence [data-presence]")) {
     button.setAttribute("aria-pressed", String(button.dataset.presence === presence));
   }

@@ -29,6 +29,7 @@ export class AgentSocket {
     let greeted = false;
     let refusal = null;
     ws.addEventListener("message", (event) => {
+      if (this.ws !== ws) return; // a socket this console has let go of
       let frame;
       try {
         frame = JSON.parse(event.data);
@@ -72,7 +73,9 @@ export class AgentSocket {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = null;
-    if (this.ws) this.ws.close(1000, "agent disconnected");
-    else this.onStatus("closed", null);
+    const ws = this.ws;
+    this.ws = null; // its late frames and close event are ignored from here on
+    if (ws) ws.close(1000, "agent disconnected");
+    this.onStatus("closed", null);
   }
 }

@@ -22,6 +22,7 @@ CUSTOMER = "+821055550100"  # as Twilio writes a Korean mobile number
 def sign_in(page, hub: LiveHub, agent: str = "kim") -> None:
     page.goto(f"{hub.url}/console/?agent={agent}")
     expect(page.get_by_role("status").filter(has_text="Connected as")).to_have_text(f"Connected as {agent}")
+    expect(page.locator("#notice")).to_have_text("You are offline: choose Available to receive offers.")
     page.get_by_role("button", name="Available").click()
     expect(page.locator("#presence-value")).to_have_text("available")
 
