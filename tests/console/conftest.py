@@ -97,7 +97,8 @@ class LiveHub:
             None, database_url=f"sqlite+aiosqlite:///{self.tmp}/omnihub.db", rules_dir=str(rules_dir),
             blob_dir=str(self.tmp / "blobs"), public_base_url=PUBLIC_BASE_URL, default_region="KR",
             relay_poll_interval_s=0.2, backoffice={"commands_enabled": False}, routing=ROUTING,
-            adapters={"sms_twilio": {"account_sid": self.twilio.account_sid, "auth_token": self.twilio.auth_token,
+            adapters={"sms_twilio": {"account_sid": self.twilio.account_sid,
+                                     "auth_token": self.twilio.auth_token,
                                      "from_number": OUR_NUMBER, "api_base": self.twilio.base_url}},
         )
         self.app = create_app(settings)
@@ -129,7 +130,8 @@ class LiveHub:
         """The customer texts the hub's number: Twilio's webhook, signed as Twilio signs it."""
         async def go() -> None:
             params = inbound_params(frm=frm, body=body)
-            resp = await self.twilio.post_signed(self.http, PUBLIC_BASE_URL + TWILIO_INBOUND, TWILIO_INBOUND, params)
+            resp = await self.twilio.post_signed(self.http, PUBLIC_BASE_URL + TWILIO_INBOUND, TWILIO_INBOUND,
+                                                 params)
             assert resp.status == 200, await resp.text()
         self.run(go())
 
