@@ -19,6 +19,7 @@ from .api import messages as messages_api
 from .api import outbox as outbox_api
 from .api import asyncapi as asyncapi_api
 from .api import campaigns as campaigns_api
+from .api import console as console_api
 from .api import meta as meta_api
 from .api import profiles as profiles_api
 from .api import routing as routing_api
@@ -76,7 +77,8 @@ def create_app(settings: Settings) -> web.Application:
     add_json_routes(app, outbox_api.routes)
     add_json_routes(app, openapi.routes)
     app.router.add_get("/metrics", json_errors(_metrics))
-    add_not_routed(app)
+    add_json_routes(app, console_api.routes)  # the agent console's static files
+    add_not_routed(app)  # last: it answers whatever no route above took
     return app
 
 

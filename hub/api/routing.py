@@ -176,8 +176,9 @@ async def cancel(request: web.Request) -> web.Response:
 
 @routes.get("/v1/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
-    """Live tasks in waiting-line order (priority, then time waited), optionally of one queue or
-    state: what a supervisor watches, and how a restart is seen to keep the order."""
+    """Live tasks in waiting-line order (priority, then time waited), optionally of one queue, state
+    or agent: what a supervisor watches, how a restart is seen to keep the order, and what an agent
+    console that (re)connects reloads its held tasks from."""
     service = request.app[keys.ROUTER]
     # The router decides in memory (timers, presence changes) and writes at its next flush; flushed
     # first, a listing shows no offer or assignment that a crash could still take back.
@@ -185,12 +186,13 @@ async def list_tasks(request: web.Request) -> web.Response:
     router = service.router
     if router is None:
         return web.json_response({"tasks": [], "active": False})
-    queue, state = request.query.get("queue"), request.query.get("state")
+    queue, state, agent = request.query.get("queue"), request.query.get("state"), request.query.get("agent_id")
     if state is not None and state not in {s.value for s in TaskState}:
         return error_response(422, "validation_failed", f"unknown state {state!r}",
                               [{"field": "state", "message": f"one of {', '.join(TaskState)}"}])
     live = sorted((t for t in router.tasks() if (queue is None or t.queue == queue)
-                   and (state is None or t.state == state)), key=Task.order)
+                   and (state is None or t.state == state) and (agent is None or t.agent_id == agent)),
+                  key=Task.order)
     return web.json_response({"active": True, "tasks": [task_view(t) for t in live]})
 
 

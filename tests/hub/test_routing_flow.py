@@ -286,6 +286,13 @@ async def test_task_listing_is_in_line_order_and_filters(aiohttp_client, make_se
     assert [t["id"] for t in body["tasks"]] == [high, low]
     assert (await (await client.get("/v1/tasks?queue=sales")).json())["tasks"] == []
     assert (await client.get("/v1/tasks?state=bogus")).status == 422
+    # An agent's own tasks (what a console reloads): those offered to it or held by it.
+    await presence(client, "bob")
+    await eventually(lambda: _state_is(client, low, "offered"))
+    assert (await client.post(f"/v1/tasks/{high}/accept", json={"agent_id": "bob"})).status == 200
+    held = (await (await client.get("/v1/tasks?agent_id=bob")).json())["tasks"]
+    assert {t["id"]: t["state"] for t in held} == {high: "assigned", low: "offered"}
+    assert (await (await client.get("/v1/tasks?agent_id=alice")).json())["tasks"] == []
 
 
 async def test_agent_goes_offline_when_its_last_console_closes(aiohttp_client, make_settings):

@@ -1,0 +1,72 @@
+// The hub's REST API as the console uses it. Every failure becomes an ApiError carrying the hub's
+// JSON `error`, `message` and `fields`, so the page can show what the hub said.
+
+// Relative to /console/, so a hub served under a path prefix still works.
+const base = new URL("../", document.baseURI);
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const fields = Array.isArray(body.fields) ? body.fields : [];
+    super(body.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body.error || "http_error";
+    this.fields = fields;
+  }
+
+  describe() {
+    const fields = this.fields
+      .filter((f) => f && f.field && !this.message.includes(f.field))
+      .map((f) => `${f.field}: ${f.message}`);
+    const extra = fields.length ? ` (${fields.join("; ")})` : "";
+    return `${this.status ? this.status + " " : ""}${this.code}: ${this.message}${extra}`;
+  }
+}
+
+export async function request(method, path, body) {
+  const init = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(new URL(path.replace(/^\//, ""), base), init);
+  } catch (err) {
+    throw new ApiError(0, { error: "network_error", message: `the hub did not answer (${err.message})` });
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, data && typeof data === "object" ? data : { message: text.slice(0, 200) });
+  }
+  return data;
+}
+
+const seg = encodeURIComponent;
+
+export const api = {
+  setPresence: (agent, presence) => request("POST", `/v1/agents/${seg(agent)}/presence`, { presence }),
+  heldTasks: (agent) => request("GET", `/v1/tasks?agent_id=${seg(agent)}`),
+  accept: (task, agent) => request("POST", `/v1/tasks/${seg(task)}/accept`, { agent_id: agent }),
+  decline: (task, agent, reason) => request("POST", `/v1/tasks/${seg(task)}/decline`, { agent_id: agent, reason }),
+  wrapup: (task, body) => request("POST", `/v1/tasks/${seg(task)}/wrapup`, body),
+  complete: (task, body) => request("POST", `/v1/tasks/${seg(task)}/complete`, body),
+  interaction: (id) => request("GET", `/v1/interactions/${seg(id)}`),
+  profile: (id) => request("GET", `/v1/profiles/${seg(id)}`),
+  timeline: (id, cursor) =>
+    request("GET", `/v1/profiles/${seg(id)}/timeline?limit=20${cursor ? `&cursor=${seg(cursor)}` : ""}`),
+  send: (body) => request("POST", "/v1/messages", body),
+  message: (id) => request("GET", `/v1/messages/${seg(id)}`),
+};
+
+// A key for one reply, so a double click or a retried request sends it once. crypto.randomUUID
+// exists only in secure contexts; a console opened over plain http on a LAN address has none.
+export function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return "console-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}

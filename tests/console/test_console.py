@@ -1,0 +1,164 @@
+"""The agent console in a real browser against a real hub: a customer's text is offered to the
+agent, who accepts it, sees who the customer is and what they said before on other channels,
+answers on the same channel, and completes the task; a declined offer goes back to the line; a
+refusal from the API is shown on the page."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+from .conftest import LiveHub
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture skips these tests with the reason (or fails them in CI)
+    expect = None
+
+CUSTOMER = "+821055550100"  # as Twilio writes a Korean mobile number
+
+
+def sign_in(page, hub: LiveHub, agent: str = "kim") -> None:
+    page.goto(f"{hub.url}/console/?agent={agent}")
+    expect(page.get_by_role("status").filter(has_text="Connected as")).to_have_text(f"Connected as {agent}")
+    expect(page.locator("#notice")).to_have_text("You are offline: choose Available to receive offers.")
+    page.get_by_role("button", name="Available").click()
+    expect(page.locator("#presence-value")).to_have_text("available")
+
+
+def earlier_email(hub: LiveHub) -> str:
+    """The customer wrote before, by email, naming their phone number: the same profile."""
+    status, body = hub.call("POST", "/v1/interactions", {
+        "channel": "email", "direction": "inbound", "kind": "message", "provider": "helpdesk",
+        "provider_ref": f"<{uuid.uuid4().hex}@example.com>", "occurred_at": datetime.now(UTC).isoformat(),
+        "sender": {"display_name": "Kim Minji", "identifiers": [
+            {"type": "email", "value": "minji.kim@example.com"}, {"type": "phone", "value": CUSTOMER}]},
+        "subject": "Delivery address for order 1002", "content": {"text": "Please deliver to my office."},
+    })
+    assert status == 201, body
+    return body["profile_id"]
+
+
+def offer_card(page):
+    return page.get_by_role("listitem").filter(has=page.get_by_role("button", name="Accept"))
+
+
+def test_offer_accept_history_reply_and_complete(page, hub):
+    profile_id = earlier_email(hub)
+    status, _ = hub.call("PATCH", f"/v1/profiles/{profile_id}", {"tier": "vip", "segments": ["regulars"]})
+    assert status == 200
+    sign_in(page, hub)
+
+    hub.text_in(CUSTOMER, "Where is my parcel? 주문 1002")
+    offer = offer_card(page)
+    expect(offer).to_contain_text("Where is my parcel? 주문 1002")
+    expect(offer).to_contain_text("Kim Minji")  # an SMS carries no name: the profile's
+    expect(offer).to_contain_text("support")
+    expect(offer).to_contain_text("sms")
+    expect(offer).to_contain_text("priority 15")  # the route's 5, plus 10 for a vip (tier_priority)
+    expect(offer).to_contain_text(re.compile(r"expires in \d+ s"))
+
+    offer.get_by_role("button", name="Accept").click()
+    expect(offer_card(page)).to_have_count(0)
+    [task] = hub.get("/v1/tasks?agent_id=kim")["tasks"]
+    assert task["state"] == "assigned"
+
+    customer = page.locator("#profile")
+    expect(customer).to_contain_text("Kim Minji")
+    expect(customer).to_contain_text(CUSTOMER)
+    expect(customer).to_contain_text("minji.kim@example.com")
+    expect(customer).to_contain_text("vip")
+    expect(customer).to_contain_text("regulars")
+    history = page.locator("#timeline")
+    expect(history).to_contain_text("Delivery address for order 1002")  # the earlier email
+    expect(history).to_contain_text("Where is my parcel?")
+
+    page.get_by_label("Reply on sms").fill("It left our warehouse today; it arrives tomorrow.")
+    page.get_by_role("button", name="Send reply").click()
+    expect(page.locator("#reply-status")).to_contain_text("Reply sent on sms")
+    message_id = re.search(r"message ([0-9a-f-]{36})", page.locator("#reply-status").inner_text()).group(1)
+    message = hub.get(f"/v1/messages/{message_id}")
+    assert (message["channel"], message["state"]) == ("sms", "sent")
+    assert message["in_reply_to"] == task["interaction_id"]
+    assert message["to"] == {"type": "phone", "value": CUSTOMER}
+    [sent] = hub.twilio.sent  # what Twilio was asked to deliver
+    assert (sent["To"], sent["Body"]) == (CUSTOMER, "It left our warehouse today; it arrives tomorrow.")
+    expect(history).to_contain_text("It left our warehouse today")  # the reply joins the history
+
+    page.get_by_label("Disposition").fill("resolved")
+    page.get_by_role("button", name="Complete").click()
+    expect(page.locator("#notice")).to_have_text("Task completed (resolved)")
+    expect(page.locator("#tasks li")).to_have_count(0)
+    assert hub.get("/v1/tasks?agent_id=kim")["tasks"] == []
+    status, body = hub.call("POST", f"/v1/tasks/{task['id']}/complete", {})
+    assert (status, body["state"]) == (409, "completed")  # the hub keeps it completed
+    [kim] = hub.get("/v1/agents")["agents"]
+    assert kim["used"] == 0 and kim["presence"] == "available"
+
+
+def test_a_declined_offer_goes_back_to_the_line(page, hub):
+    sign_in(page, hub)
+    hub.text_in("+821055550111", "Can I change my order?")
+    offer = offer_card(page)
+    expect(offer).to_contain_text("Can I change my order?")
+    offer.get_by_role("button", name="Decline").click()
+    expect(offer_card(page)).to_have_count(0)
+    expect(page.locator("#notice")).to_contain_text("Offer declined")
+    [task] = hub.get("/v1/tasks")["tasks"]
+    assert (task["state"], task["agent_id"]) == ("waiting", None)
+
+
+def test_an_api_refusal_is_shown_on_the_page(page, hub):
+    sign_in(page, hub)
+    # A chat routed to the agent: no chat adapter runs on this hub, so a reply cannot be sent.
+    status, body = hub.call("POST", "/v1/interactions", {
+        "channel": "chat", "direction": "inbound", "kind": "message", "provider": "widget",
+        "provider_ref": uuid.uuid4().hex, "occurred_at": datetime.now(UTC).isoformat(),
+        "sender": {"display_name": "Lee Dana", "identifiers": [{"type": "chat_visitor", "value": "v-42"}]},
+        "content": {"text": "hello?"},
+    })
+    assert status == 201, body
+    offer_card(page).get_by_role("button", name="Accept").click()
+    page.get_by_label("Reply on chat").fill("Hi, how can I help?")
+    page.get_by_role("button", name="Send reply").click()
+    error = page.get_by_role("alert")
+    expect(error).to_contain_text("Send reply: 422 no_adapter")
+    expect(error).to_contain_text("no adapter runs for channel 'chat'")
+    # The draft is kept for another try.
+    expect(page.get_by_label("Reply on chat")).to_have_value("Hi, how can I help?")
+
+
+def test_after_a_dropped_connection_or_a_reload_the_console_shows_what_the_hub_holds(page, hub):
+    sockets = []  # each websocket the page opens, passed through to the hub so the test can cut it
+
+    def through(ws):
+        sockets.append((ws, ws.connect_to_server()))
+
+    page.route_web_socket(re.compile(r".*/v1/agents/ws.*"), through)
+    sign_in(page, hub)
+    hub.text_in("+821055550122", "first question")
+    hub.text_in("+821055550133", "second question")
+    expect(offer_card(page)).to_have_count(2)
+    offer_card(page).filter(has_text="first question").get_by_role("button", name="Accept").click()
+    expect(page.locator("#tasks li")).to_have_count(1)
+
+    # The network drops: the console says so, reconnects, and the hub re-sends the pending offer.
+    page_side, hub_side = sockets[-1]
+    hub_side.close()
+    page_side.close(code=4000, reason="network dropped")
+    expect(page.locator("#connection")).to_contain_text("reconnecting")
+    expect(page.locator("#connection")).to_have_text("Connected as kim")
+    assert len(sockets) == 2
+    expect(offer_card(page)).to_have_count(1)
+    expect(offer_card(page)).to_contain_text("second question")
+    hub.text_in("+821055550144", "third question")  # offers still arrive on the new connection
+    expect(offer_card(page)).to_have_count(2)
+
+    # A reload starts from nothing: the held task and the pending offers come back from the hub.
+    page.reload()
+    expect(page.locator("#connection")).to_have_text("Connected as kim")
+    expect(offer_card(page)).to_have_count(2)
+    expect(page.locator("#tasks li")).to_have_count(1)
+    page.locator("#tasks li").get_by_role("button").click()
+    expect(page.locator("#interaction")).to_contain_text("first question")
