@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ from routing import (
 
 from .. import keys, openapi
 from ..router_service import RouterUnavailable, task_view
+from ..storage import routing_store as store
 from .errors import error_response
 
 log = logging.getLogger("omnihub.api.routing")
@@ -194,6 +196,22 @@ async def list_tasks(request: web.Request) -> web.Response:
                    and (state is None or t.state == state) and (agent is None or t.agent_id == agent)),
                   key=Task.order)
     return web.json_response({"active": True, "tasks": [task_view(t) for t in live]})
+
+
+@routes.get("/v1/tasks/{id}")
+async def get_task(request: web.Request) -> web.Response:
+    """One task, live or finished, as stored: its state, agent, times, disposition and note."""
+    service = request.app[keys.ROUTER]
+    await service.flush()  # durable state only, as in list_tasks
+    try:
+        task_id = uuid.UUID(request.match_info["id"])
+    except ValueError:
+        return error_response(404, "not_found", "no such task", [{"field": "id", "message": "not a UUID"}])
+    async with request.app[keys.ENGINE].connect() as conn:
+        task = await conn.run_sync(store.load_task, task_id)
+    if task is None:
+        return error_response(404, "not_found", "no such task")
+    return web.json_response(task_view(task))
 
 
 @routes.get("/v1/queues")

@@ -133,6 +133,12 @@ def task_state(conn: Connection, task_id: uuid.UUID) -> str | None:
     return conn.execute(select(tasks.c.state).where(tasks.c.id == task_id)).scalar_one_or_none()
 
 
+def load_task(conn: Connection, task_id: uuid.UUID) -> Task | None:
+    """One task as stored, live or finished."""
+    row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
+    return None if row is None else task_from_row(row)
+
+
 def interaction_summaries(conn: Connection, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """What an offer shows the agent before accepting: channel, sender, subject, the first words."""
     wanted = [uuid.UUID(i) for i in set(ids)]

@@ -362,3 +362,16 @@ async def test_listings_show_only_what_is_durable(aiohttp_client, make_settings)
     assert [e["data"]["id"] for e in await events_of(client, "task.offered")] == [task_id]
     agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["agents"]}
     assert agents["alice"]["presence"] == "available"
+
+
+async def test_a_task_is_shown_live_and_after_it_is_finished(aiohttp_client, make_settings):
+    client = await start(aiohttp_client, make_settings)
+    task_id = await routed(client, phone="010-6300-0001")
+    await eventually(lambda: _state_is(client, task_id, "waiting"))
+    assert (await (await client.get(f"/v1/tasks/{task_id}")).json())["state"] == "waiting"
+    resp = await client.post(f"/v1/tasks/{task_id}/cancel", json={"reason": "duplicate"})
+    assert resp.status == 200, await resp.text()
+    shown = await (await client.get(f"/v1/tasks/{task_id}")).json()
+    assert (shown["id"], shown["state"], shown["queue"]) == (task_id, "cancelled", "support")
+    assert (await client.get(f"/v1/tasks/{uuid.uuid4()}")).status == 404
+    assert (await client.get("/v1/tasks/not-a-uuid")).status == 404
