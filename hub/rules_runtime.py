@@ -14,12 +14,14 @@ import signal
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rules import Issue, RulesError, Ruleset
+from rules.actions import AutoReply, SendMessage, StartTimer
 from rules.loader import load_sources
 from schemas import CHANNELS_KEY, OmnihubError
 
@@ -28,6 +30,7 @@ from .rules_step import RulesStep
 from .scheduler import Scheduler
 from .storage.engine import writer
 from .storage.rules_models import rulesets
+from .templates import TemplateSet
 
 log = logging.getLogger("omnihub.rules")
 
@@ -85,12 +88,32 @@ def clock_of(app: web.Application) -> Callable[[], datetime]:
     return app.get(keys.CLOCK) or (lambda: datetime.now(UTC))
 
 
+def warn_unknown_templates(ruleset: Ruleset, templates: TemplateSet) -> None:
+    """Add a warning for each send_message/auto_reply naming a template the hub does not have: its
+    messages would fail at send time (kept `failed` with `unknown_template`), so say so at load."""
+    def named(actions: tuple[Any, ...]) -> list[str]:
+        found = []
+        for action in actions:
+            if isinstance(action, SendMessage | AutoReply):
+                found.append(action.template)
+            elif isinstance(action, StartTimer):
+                found.extend(named(action.then))
+        return found
+
+    for rule in ruleset.rules:
+        for name in named(rule.then):
+            if not templates.has(name):
+                ruleset.warnings.append(f"{rule.file}:{rule.line}: [{rule.name}] template {name!r} is not configured "
+                                        f"(templates / templates_dir): its messages will fail")
+
+
 async def reload_rules(app: web.Application) -> Ruleset:
     """Re-read `rules_dir`; on success swap it in and return it. RulesError leaves the old rules."""
     rules_dir = app[keys.SETTINGS].rules_dir
     if rules_dir is None:
         raise NoRulesDir("no rules_dir is configured; set rules_dir (OMNIHUB_RULES_DIR) to load rules")
     ruleset, sources = await asyncio.to_thread(load_dir, rules_dir, _channels(app))
+    warn_unknown_templates(ruleset, app[keys.TEMPLATES])
     await record_ruleset(app[keys.ENGINE], ruleset, sources, clock_of(app)())
     previous = app[keys.RULES].swap(ruleset)
     log.info("rules reloaded", extra={"version": ruleset.version,
@@ -105,9 +128,12 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.RULES] = step
     if rules_dir is not None:
         ruleset, sources = await asyncio.to_thread(load_dir, rules_dir, _channels(app))
+        warn_unknown_templates(ruleset, app[keys.TEMPLATES])
         await record_ruleset(app[keys.ENGINE], ruleset, sources, clock_of(app)())
         step.swap(ruleset)
         log.info("rules loaded", extra={"version": ruleset.version, "rules": len(ruleset.rules)})
+        for warning in ruleset.warnings:
+            log.warning("rules warning", extra={"warning": warning})
     loop = asyncio.get_running_loop()
     sighup = bool(app.get(keys.RELOAD_ON_SIGHUP))
     if sighup:

@@ -142,3 +142,16 @@ async def test_marketing_inside_quiet_hours_waits_and_transactional_does_not(twi
     await eventually(lambda: _true(len(twilio.sent) == 1))
     assert twilio.sent[0]["Body"] == "발송 안내"
     assert (await (await hub.get(f"/v1/messages/{held['id']}")).json())["state"] == "queued"
+
+
+async def test_rules_naming_an_unconfigured_template_are_loaded_with_a_warning(twilio_config, aiohttp_client,
+                                                                                make_settings, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(RULES, encoding="utf-8")
+    without_promo = {name: t for name, t in TEMPLATES.items() if name != "promo"}
+    hub = await aiohttp_client(create_app(make_settings(
+        public_base_url=PUBLIC_BASE_URL, blob_dir=str(tmp_path / "blobs"), adapters={"sms_twilio": twilio_config},
+        rules_dir=str(rules), templates=without_promo)))
+    warnings = (await (await hub.post("/v1/rules/reload")).json())["warnings"]
+    assert len(warnings) == 1 and "[promo-on-first-contact] template 'promo' is not configured" in warnings[0]
