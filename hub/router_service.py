@@ -441,6 +441,8 @@ def _offer_frame(task: Task, summaries: dict[str, dict[str, Any]], expires_at: f
         "priority": task.priority, "profile_id": task.profile_id,
         "interaction": summaries.get(task.interaction_id or "", {"id": task.interaction_id}),
         "expires_at": _iso(expires_at),
+        # Also relative: a console counts down on its own clock, which may not agree with ours.
+        "expires_in_s": None if expires_at is None else max(0.0, round(expires_at - time.time(), 1)),
     }
 
 

@@ -94,9 +94,12 @@ function onFrame(frame) {
     case "hello":
       return onHello(frame);
     case "offer":
+      // The countdown runs on this browser's clock: the hub sends the seconds left as well.
+      if (frame.expires_in_s != null) frame.expires_at = new Date(Date.now() + frame.expires_in_s * 1000).toISOString();
       state.offers.set(frame.task_id, frame);
       if (frame.interaction?.id) state.summaries.set(frame.interaction.id, frame.interaction);
-      if (!frame.interaction?.sender && frame.profile_id) lookUpName(frame.profile_id);
+      if (frame.interaction?.customer && frame.profile_id) state.names.set(frame.profile_id, frame.interaction.customer);
+      else if (!frame.interaction?.sender && frame.profile_id) lookUpName(frame.profile_id);
       return renderOffers();
     case "task":
       return onTask(frame);

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from routing import Agent, Queue, Task, TaskEvent, TaskState, as_datetime
 
-from .models import interactions, outbox
+from .models import interactions, outbox, profiles
 from .routing_models import agents, queues, task_events, tasks
 
 NEW = "new"
@@ -145,15 +145,17 @@ def interaction_summaries(conn: Connection, ids: Iterable[str]) -> dict[str, dic
     found: dict[str, dict[str, Any]] = {}
     if not wanted:
         return found
-    for iid, document in conn.execute(select(interactions.c.id, interactions.c.document)
-                                      .where(interactions.c.id.in_(wanted))):
+    # The profile's name too: an SMS or a call carries none, and the agent should see who it is.
+    query = (select(interactions.c.id, interactions.c.document, profiles.c.display_name)
+             .outerjoin(profiles, profiles.c.id == interactions.c.profile_id).where(interactions.c.id.in_(wanted)))
+    for iid, document, customer in conn.execute(query):
         doc = json.loads(document)
         sender = doc.get("sender") or {}
         text = ((doc.get("content") or {}).get("text") or "")
         found[str(iid)] = {
             "id": str(iid), "channel": doc.get("channel"), "kind": doc.get("kind"),
             "subject": doc.get("subject"), "sender": sender.get("display_name"), "text": text[:280],
-            "occurred_at": doc.get("occurred_at"), "tags": doc.get("tags") or [],
+            "occurred_at": doc.get("occurred_at"), "tags": doc.get("tags") or [], "customer": customer,
         }
     return found
 

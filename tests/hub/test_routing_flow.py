@@ -130,6 +130,9 @@ async def test_agent_gets_the_offer_over_the_websocket_accepts_and_the_task_is_a
         assert offer["interaction"]["text"] == "where is my parcel"
         assert offer["interaction"]["sender"] == "Kim Minji"
         assert offer["profile_id"] and offer["expires_at"]
+        assert offer["interaction"]["customer"] == "Kim Minji"  # the profile's name, for contacts without one
+        timeout = client.app[keys.SETTINGS].routing.router.offer_timeout_s
+        assert 0 < offer["expires_in_s"] <= timeout
         await ws.send_json({"op": "accept", "task_id": task_id})
         ack = await receive(ws, "ack")
         assert ack["task"]["state"] == "assigned" and ack["task"]["agent_id"] == "alice"
