@@ -35,6 +35,7 @@ from .outbound import accept_command
 from .outbox import OutboxRelay
 from .pipeline import Pipeline
 from .router_service import RouterService
+from .rules_step import RulesStep
 from .routing_step import RoutingStep
 from .rules_runtime import rules_ctx, scheduler_ctx
 from .segments import SegmentSet
@@ -151,7 +152,7 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     runner = CampaignRunner(app[keys.ENGINE], lambda: channel_adapters(app), app[keys.TEMPLATES],
                             quiet_hours=settings.quiet_hours, notify=dispatcher.notify)
     app[keys.CAMPAIGNS] = runner
-    app[keys.PIPELINE].on_commit.append(sends.notify)  # an auto-reply goes out now, not at the next poll
+    app[keys.PIPELINE].on_commit.append(functools.partial(_wake_for_sends, app[keys.RULES], sends))
     await dispatcher.start()
     await sends.start()
     await runner.start()
@@ -159,6 +160,14 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     await runner.stop()
     await sends.stop()
     await dispatcher.stop()
+
+
+def _wake_for_sends(rules: RulesStep, sends: ScheduledSender) -> None:
+    """After a commit in which a rule scheduled a message: an auto-reply goes out now, not at the
+    sender's next poll."""
+    if rules.sends_planned:
+        rules.sends_planned = False
+        sends.notify()
 
 
 def _templates(settings: Settings) -> TemplateSet:

@@ -52,6 +52,9 @@ class RulesStep:
 
     def __init__(self, ruleset: Ruleset | None = None) -> None:
         self._loaded = _Loaded(ruleset, _cancel_index(ruleset))
+        # Set when a rule scheduled a message, so the hub wakes its sender after that commit only
+        # (a wake-up after every commit cost 4-5% of ingest throughput in paired bench runs).
+        self.sends_planned = False
 
     @property
     def ruleset(self) -> Ruleset | None:
@@ -99,6 +102,8 @@ class RulesStep:
         if names:
             planned.cancel = (trigger, names)
         ctx.events.extend(planned.events)
+        if planned.scheduled:
+            self.sends_planned = True
         if planned.needs_write():
             key = watch_key(item.conversation_key, pid, item.id)
             ctx.writes.append(functools.partial(write_effects, planned=planned, key=key, profile_id=pid, now=ctx.now))

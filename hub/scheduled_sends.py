@@ -41,13 +41,16 @@ SEND_KINDS = ("send_message", "auto_reply", PENDING_SEND_KIND)
 class ScheduledSender:
     def __init__(self, engine: AsyncEngine, adapters: Callable[[], dict[str, str]], templates: TemplateSet, *,
                  quiet_hours: QuietHours | None, notify: Callable[[], None], poll_interval_s: float = 1.0,
-                 batch: int = 100, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 min_interval_s: float = 0.05, batch: int = 100,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._engine = engine
         self._adapters = adapters
         self._templates = templates
         self._quiet_hours = quiet_hours
         self._notify = notify  # the dispatcher: a message was queued
         self._poll = poll_interval_s
+        # Woken after every ingest commit (hundreds a second under load): look at most this often.
+        self._min_interval = min_interval_s
         self._batch = batch
         self._clock = clock
         self._wake = asyncio.Event()
@@ -77,6 +80,7 @@ class ScheduledSender:
                     await asyncio.wait_for(self._wake.wait(), self._poll)
                 except TimeoutError:
                     pass
+                await asyncio.sleep(self._min_interval)
 
     async def run_due(self) -> int:
         """Take every due send (up to one batch); returns how many were taken."""
