@@ -32,7 +32,9 @@ def signed_headers(body: bytes, *, secret: str = SECRET, msg_id: str | None = No
                    at: datetime | None = None) -> dict[str, str]:
     at = at or datetime.now(UTC)
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    signature = Webhook(secret).sign(msg_id, at, body.decode())
+    # The standard signs text: a body that is not UTF-8 cannot be signed by the reference
+    # implementation, and gets a signature over its replacement-decoded text (which cannot verify).
+    signature = Webhook(secret).sign(msg_id, at, body.decode("utf-8", "replace"))
     return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())), "webhook-signature": signature,
             "Content-Type": "application/json"}
 
