@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -77,7 +78,13 @@ _STORE = re.compile(r"^[^\s:]{1,64}$")
 Token = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]
 Text = Annotated[str, StringConstraints(max_length=200)]
 # Bounds as in schemas.TransactionItem / Transaction, so an error names the payload's field.
-Money = Annotated[Decimal, Field(ge=0, max_digits=16, decimal_places=4)]
+def _not_negative(v: Decimal) -> Decimal:
+    if v < 0:
+        raise ValueError("must not be negative; a refund is sent with refund: true and the amounts as printed")
+    return v
+
+
+Money = Annotated[Decimal, Field(max_digits=16, decimal_places=4), AfterValidator(_not_negative)]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
 
 
