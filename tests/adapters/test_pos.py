@@ -14,7 +14,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import text
 
-from adapters.registry import AdapterConfigError
+from adapters.pos import PosAdapter
+from adapters.registry import AdapterConfigError, available
 from hub import keys
 from hub.app import create_app
 from tests.adapters.pos_support import OTHER_SECRET, PATH, SECRET, encode, post, sale, signed_headers, stale
@@ -279,6 +280,10 @@ async def test_a_refund_of_a_sale_the_hub_never_saw_does_not_go_below_zero(hub):
 
 
 # --- config ---
+def test_pos_registers_through_its_entry_point_like_every_adapter():
+    assert available()["pos"] is PosAdapter
+
+
 def test_config_problems_stop_the_hub_with_what_to_fix(make_settings, tmp_path):
     with pytest.raises(AdapterConfigError, match=r"secrt: unknown key \(did you mean 'secret'\?\)"):
         create_app(make_settings(blob_dir=str(tmp_path), adapters={"pos": {"secrt": SECRET}}))
