@@ -77,13 +77,15 @@ _SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 _STORE = re.compile(r"^[^\s:]{1,64}$")
 Token = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^\S(.*\S)?$")]
 Text = Annotated[str, StringConstraints(max_length=200)]
-# Bounds as in schemas.TransactionItem / Transaction, so an error names the payload's field.
+
+
 def _not_negative(v: Decimal) -> Decimal:
     if v < 0:
         raise ValueError("must not be negative; a refund is sent with refund: true and the amounts as printed")
     return v
 
 
+# Bounds as in schemas.TransactionItem / Transaction, so an error names the payload's field.
 Money = Annotated[Decimal, Field(max_digits=16, decimal_places=4), AfterValidator(_not_negative)]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=3)]
 
@@ -292,7 +294,7 @@ class PosAdapter(ChannelAdapter):
         txn = self.mapping.parse(body)  # ValidationError: 422 naming every bad field, nothing written
         result = await self.deps.ingest(self.mapping.interaction(txn))  # committed when it returns
         self.deps.log.info("pos transaction", extra={
-            "store": txn.store, "refund": txn.refund, "created": result.created,
+            "store": txn.store, "refund": txn.refund, "new": result.created,
             "interaction_id": str(result.interaction_id)})
         return web.json_response(
             {"id": str(result.interaction_id), "profile_id": _str(result.profile_id), "created": result.created},

@@ -35,6 +35,7 @@ from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY, Interact
 
 from .consent_step import consent_step
 from .identity import ProfilePolicy
+from .logs import configure_logging
 from .pipeline import Pipeline
 from .routing_step import RoutingStep
 from .rules_runtime import load_dir, record_ruleset
@@ -245,7 +246,10 @@ def cmd_import_pos(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ImportFileError(f"{path}: no such file")
         fmt = _format(path, args.format)
-        report = asyncio.run(import_file(load_settings(args.config), path, fmt, args.encoding))
+        settings = load_settings(args.config)
+        # JSON on stderr with phone numbers and addresses masked: a row's failure may quote its values.
+        configure_logging(settings.log_level)
+        report = asyncio.run(import_file(settings, path, fmt, args.encoding))
     except (ImportFileError, AdapterConfigError, LookupError) as exc:  # LookupError: an unknown --encoding
         print(f"omnihub import pos: {exc}", file=sys.stderr)
         return 2

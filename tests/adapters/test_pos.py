@@ -302,3 +302,16 @@ def test_omnihub_config_masks_the_secret(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["adapters"]["pos"] == {"secret": "***", "default_currency": "KRW"}
     assert SECRET.removeprefix("whsec_") not in result.stdout
+
+
+async def test_logs_name_the_store_and_the_outcome_never_the_customer_or_the_secret(hub, caplog):
+    caplog.set_level("DEBUG")
+    await post(hub, sale())
+    await post(hub, sale(), secret=OTHER_SECRET)
+    records = [r for r in caplog.records if r.name.startswith("omnihub.adapters")]
+    assert any(getattr(r, "store", None) == "S01" for r in records)  # the adapter's own line
+    assert any(r.getMessage() == "webhook refused" for r in records)
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in records)
+    for secret in ("1234-5678", "+821012345678", "minji@example.com", "Minji@Example.com", "LOY-77", "Kim Minji",
+                   SECRET.removeprefix("whsec_"), OTHER_SECRET.removeprefix("whsec_")):
+        assert secret not in logged
