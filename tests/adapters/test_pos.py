@@ -19,7 +19,9 @@ from adapters.registry import AdapterConfigError, available
 from hub import keys
 from hub.app import create_app
 from tests.adapters.pos_support import OTHER_SECRET, PATH, SECRET, encode, post, sale, signed_headers, stale
-from tests.hub.conftest import count_rows
+from tests.adapters.conftest import PUBLIC_BASE_URL
+from tests.adapters.fake_twilio import inbound_params
+from tests.hub.conftest import count_rows, eventually
 
 POS = {"secret": SECRET, "default_currency": "KRW"}
 
@@ -314,3 +316,35 @@ async def test_logs_name_the_store_and_the_outcome_never_the_customer_or_the_sec
     for secret in ("1234-5678", "+821012345678", "minji@example.com", "Minji@Example.com", "LOY-77", "Kim Minji",
                    SECRET.removeprefix("whsec_"), OTHER_SECRET.removeprefix("whsec_")):
         assert secret not in logged
+
+
+# --- campaigns ---
+async def test_a_refund_after_a_campaign_is_a_response_not_a_conversion(twilio, twilio_config, aiohttp_client,
+                                                                         make_settings, tmp_path):
+    settings = make_settings(
+        public_base_url=PUBLIC_BASE_URL, blob_dir=str(tmp_path / "blobs"),
+        adapters={"sms_twilio": twilio_config, "pos": POS}, quiet_hours=None,
+        templates={"promo": {"sms": "이번 주 20% 할인"}})
+    hub = await aiohttp_client(create_app(settings))
+    inbound = "/channels/sms_twilio/inbound"
+    assert (await twilio.post_signed(hub, PUBLIC_BASE_URL + inbound, inbound,
+                                     inbound_params(frm="+821012345678", body="안녕하세요"))).status == 200
+    pid = (await profile_of(hub, "phone:+821012345678"))["id"]
+    await hub.patch(f"/v1/profiles/{pid}", json={"consents": {"sms:marketing": {"granted": True}}})
+    resp = await hub.post("/v1/campaigns", json={
+        "name": "week", "when": {"field": "profile.id", "op": "eq", "value": pid}, "template": "promo"})
+    assert resp.status == 201, await resp.text()
+    cid = (await resp.json())["id"]
+
+    async def result() -> dict:
+        return await (await hub.get(f"/v1/campaigns/{cid}")).json()
+
+    await eventually(lambda: _completed(result))
+    assert (await post(hub, sale("R-1", total="6000", refund=True))).status == 201  # the customer returns goods
+    assert ((r := await result())["responded"], r["converted"]) == (1, 0)
+    assert (await post(hub, sale("R-2"))).status == 201  # and then buys
+    assert ((r := await result())["responded"], r["converted"]) == (1, 1)
+
+
+async def _completed(result) -> bool:
+    return (await result())["state"] == "completed"
