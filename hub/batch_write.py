@@ -106,7 +106,7 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
         )
     interaction_rows: list[dict[str, Any]] = []
     writes: list[Write] = []
-    purchases: dict[uuid.UUID, tuple[int, float, datetime]] = {}
+    purchases: dict[uuid.UUID, tuple[int, float, datetime | None]] = {}
     # Profiles whose segments may have moved: new ones, buyers, merge survivors, rule targets.
     touched: list[uuid.UUID] = [*plan.new_profiles, *(m.survivor for m in plan.merges), *named]
     for i, pid in zip(fresh, profile_ids, strict=True):
@@ -126,8 +126,15 @@ def write_batch(conn: Connection, batch: Sequence[Interaction], steps: Sequence[
         if ctx.writes and pid is not None:
             touched.append(pid)
         if item.transaction is not None and pid is not None and received and item.channel == Channel.POS:
-            count, spent, latest = purchases.get(pid, (0, 0.0, item.occurred_at))
-            purchases[pid] = (count + 1, spent + float(item.transaction.total), max(latest, item.occurred_at))
+            count, spent, latest = purchases.get(pid, (0, 0.0, None))
+            total = item.transaction.total
+            if total < 0:
+                # A refund (adapters/pos.py sends them negative): money back lowers monetary, but it
+                # is not a purchase, so it neither counts in frequency nor moves recency.
+                purchases[pid] = (count, spent + float(total), latest)
+            else:
+                at = item.occurred_at if latest is None else max(latest, item.occurred_at)
+                purchases[pid] = (count + 1, spent + float(total), at)
         results[i] = IngestResult(item.id, pid, created=True)  # type: ignore[arg-type]
 
     store.insert_rows(conn, profiles, profile_rows)

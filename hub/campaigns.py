@@ -20,10 +20,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import MessagePurpose
@@ -135,15 +136,23 @@ def _outcomes(conn: Connection, sent_to: list[Any], window: timedelta) -> tuple[
     converted: set[uuid.UUID] = set()
     ids = list(since)
     for start in range(0, len(ids), _CHUNK):
-        rows = conn.execute(select(i.profile_id, i.channel, i.received_at).where(
+        # The document only for POS rows: telling a purchase from a refund needs its total.
+        rows = conn.execute(select(i.profile_id, i.channel, i.received_at,
+                                   case((i.channel == "pos", i.document), else_=None)).where(
             i.profile_id.in_(ids[start:start + _CHUNK]), i.direction == "inbound",
             i.received_at >= min(since.values())))
-        for pid, channel, received in rows:
+        for pid, channel, received, pos_document in rows:
             if since[pid] < received <= since[pid] + window:
                 responded.add(pid)
-                if channel == "pos":
+                if channel == "pos" and not _is_refund(pos_document):
                     converted.add(pid)
     return len(responded), len(converted)
+
+
+def _is_refund(document: str | None) -> bool:
+    """A POS interaction with a negative total is money returned (adapters/pos.py), not a purchase."""
+    total = (json.loads(document or "{}").get("transaction") or {}).get("total")
+    return total is not None and Decimal(str(total)) < 0
 
 
 class CampaignRunner:

@@ -12,7 +12,7 @@ import routing.cli
 import rules.cli
 from schemas.export import SCHEMA_MODELS, json_schema
 
-from . import rules_replay
+from . import pos_import, rules_replay
 from . import asyncapi_cli, dlq_cli  # back-office (issue 7)
 from .connectors import cli as connectors_cli  # back-office (issue 7)
 from .demo import command as demo_command
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules.cli.add_commands(rules_sub)
     rules_replay.add_command(rules_sub)
     routing.cli.add_commands(sub)
+    pos_import.add_command(sub)  # POS adapter: `omnihub import pos FILE`
     # --- back-office (issue 7) ---
     connectors_cli.add_command(sub)
     dlq_cli.add_command(sub)

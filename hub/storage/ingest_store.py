@@ -161,10 +161,13 @@ def insert_suggestions(conn: Connection, rows: Sequence[dict[str, Any]]) -> None
     insert_rows(conn, merge_suggestions, [r for r in rows if frozenset((r["profile_id"], r["other_id"])) not in open_pairs])
 
 
-def add_purchases(conn: Connection, totals: dict[uuid.UUID, tuple[int, float, datetime]], now: datetime,
+def add_purchases(conn: Connection, totals: dict[uuid.UUID, tuple[int, float, datetime | None]], now: datetime,
                   score: Callable[[datetime | None, int, float, datetime], float],
                   tier: Callable[[float, str | None], str | None]) -> dict[uuid.UUID, dict[str, Any]]:
-    """Add a batch's POS purchases (count, sum, latest) to the profiles' RFM; one read, one write.
+    """Add a batch's POS purchases (count, net sum, latest purchase) to the profiles' RFM; one read,
+    one write. Refunds come in as a negative sum (and no count or time when there was no purchase):
+    monetary is net spend, never below zero, since a refund of a sale made before the hub knew the
+    customer has no purchase here to take back.
 
     Returns what changed per profile, for the `profile.updated` events.
     """
@@ -175,12 +178,13 @@ def add_purchases(conn: Connection, totals: dict[uuid.UUID, tuple[int, float, da
                         .where(c.id.in_(list(totals))))
     for pid, last, frequency, monetary, current_tier in rows:
         count, spent, latest = totals[pid]
-        last = latest if last is None or latest > last else last
-        frequency, monetary = frequency + count, monetary + spent
+        if latest is not None and (last is None or latest > last):
+            last = latest
+        frequency, monetary = frequency + count, max(0.0, monetary + spent)
         value = score(last, frequency, monetary, now)
         new_tier = tier(value, current_tier)
-        changed = {"last_purchase_at": last.isoformat(), "frequency": frequency, "monetary": monetary,
-                   "value_score": value}
+        changed = {"last_purchase_at": last.isoformat() if last is not None else None, "frequency": frequency,
+                   "monetary": monetary, "value_score": value}
         if new_tier != current_tier:
             changed["tier"] = new_tier
         changes[pid] = changed
