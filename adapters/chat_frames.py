@@ -95,7 +95,8 @@ def verify(token: str, secret: bytes) -> str | None:
     visitor_id, dot, _ = token.rpartition(".")
     if not dot or not visitor_id.startswith(_VISITOR_PREFIX) or len(visitor_id) > 64:
         return None
-    return visitor_id if hmac.compare_digest(sign(visitor_id, secret), token) else None
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+    return visitor_id if hmac.compare_digest(sign(visitor_id, secret).encode(), token.encode()) else None
 
 
 def dumps(frame: dict[str, Any]) -> str:
