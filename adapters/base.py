@@ -6,6 +6,12 @@ listener or poller the adapter runs between `start()` and `stop()`. Either way t
 provider's payload into a `schemas.Interaction` with `normalize()` (pure, no I/O) and hands it to
 `deps.ingest`. Outbound, `send()` returns the provider's id for the message.
 
+A channel whose endpoints are not provider webhooks (web chat: a browser's websocket and the
+widget's script) declares `routes()` instead: `Route`s mounted at the absolute paths DESIGN section 11
+names for them. The hub runs no `authenticate()` before those; the handler checks its caller itself
+(a signed visitor id, the Origin). `closing()` runs when the hub starts shutting down, before it
+waits for requests under way: an adapter holding long-lived connections closes them there.
+
 Two things are mandatory on every inbound path, and the hub enforces them rather than trusting each
 adapter to remember: an authenticity check (a webhook adapter that does not override
 `authenticate()` is refused at start-up; a request that fails it gets 403 and writes nothing), and a
@@ -196,6 +202,16 @@ class Webhook:
     handler: Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
 
 
+@dataclass(frozen=True)
+class Route:
+    """An HTTP route at an absolute path (`/v1/chat/ws`), for callers that are not a provider:
+    the handler authenticates its caller itself. Only at a path DESIGN section 11 names."""
+
+    method: str
+    path: str  # absolute, e.g. /v1/chat/ws
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 def attachment_for(data: bytes, storage_ref: str, *, filename: str | None, content_type: str) -> Attachment:
     return Attachment(filename=filename, content_type=content_type, size=len(data),
                       sha256=hashlib.sha256(data).hexdigest(), storage_ref=storage_ref)
@@ -216,12 +232,18 @@ class ChannelAdapter(abc.ABC):
     def webhooks(self) -> Sequence[Webhook]:
         return ()
 
+    def routes(self) -> Sequence[Route]:
+        return ()
+
     async def authenticate(self, request: web.Request, body: bytes) -> None:
         """Raise AuthenticityError unless the request provably comes from the provider."""
         raise NotImplementedError
 
     async def start(self) -> None:
         """Start listeners and pollers (webhook-only adapters have none)."""
+
+    async def closing(self) -> None:
+        """The hub is shutting down: close long-lived connections (websockets) so it need not wait for them."""
 
     async def stop(self) -> None:
         """Stop what start() started; inbound already accepted must be committed first."""

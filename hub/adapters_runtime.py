@@ -2,8 +2,10 @@
 
 `mount_adapters` (called by create_app, before the router freezes) builds the adapters named in
 config, adds their channels to what the contact schema accepts, and mounts their webhooks under
-`/channels/<name>/`, each behind the adapter's authenticity check. `adapters_ctx` starts their
-listeners once the pipeline runs, and stops them before it stops.
+`/channels/<name>/`, each behind the adapter's authenticity check, and their `routes()` at the
+absolute paths they declare (web chat's `/v1/chat/ws`). `adapters_ctx` starts their listeners once
+the pipeline runs, and stops them before it stops; at shutdown each adapter's `closing()` runs
+first, so open websockets do not hold the server's graceful shutdown up.
 
 What an adapter calls on the hub (ingest, report_status, blobs.put) raises `HubUnavailable` when
 the hub itself cannot take anything (the pipeline stopped, the database or the disk unreachable),
@@ -32,6 +34,7 @@ from adapters.base import (
     ChannelAdapter,
     HubUnavailable,
     PayloadError,
+    Route,
     StatusUpdate,
     Webhook,
 )
@@ -82,6 +85,20 @@ def mount_adapters(app: web.Application) -> None:
         for hook in adapter.webhooks():
             path = f"/channels/{adapter.name}/{hook.path.lstrip('/')}"
             app.router.add_route(hook.method, path, json_errors(_guarded(adapter, hook)))
+        for route in adapter.routes():
+            if not route.path.startswith("/"):
+                raise AdapterError(f"adapter {adapter.name}: route path {route.path!r} is not absolute")
+            app.router.add_route(route.method, route.path, json_errors(_answering(adapter, route)))
+    if running:
+        app.on_shutdown.append(_closing)
+
+
+async def _closing(app: web.Application) -> None:
+    for adapter in app[keys.ADAPTERS].values():
+        try:
+            await adapter.closing()
+        except Exception:
+            log.exception("adapter failed to close its connections", extra={"adapter": adapter.name})
 
 
 def channel_adapters(app: web.Application) -> dict[str, str]:
@@ -137,6 +154,23 @@ def _guarded(adapter: ChannelAdapter, hook: Webhook):
     handler.__name__ = f"{adapter.name}_{hook.path.strip('/').replace('/', '_') or 'root'}"
     handler.__doc__ = (f"{adapter.name} webhook ({adapter.channel}): signed by the provider; 403 and nothing "
                        "written when the signature fails")
+    return handler
+
+
+def _answering(adapter: ChannelAdapter, route: Route):
+    """An adapter's own route, its PayloadError and HubUnavailable answered as its webhooks' are."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            return await route.handler(request)
+        except PayloadError as exc:
+            return error_response(422, "invalid_payload", str(exc), [{"field": exc.field, "message": exc.message}])
+        except HubUnavailable as exc:
+            response = error_response(503, "unavailable", f"the hub cannot take this right now: {exc}")
+            response.headers["Retry-After"] = "30"
+            return response
+
+    handler.__name__ = f"{adapter.name}_{route.path.strip('/').replace('/', '_').replace('.', '_')}"
+    handler.__doc__ = route.handler.__doc__ or f"{adapter.name} ({adapter.channel})"
     return handler
 
 

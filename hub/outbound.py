@@ -36,7 +36,7 @@ from .templates import TemplateProblem, TemplateSet, template_values
 # Later states win; a late "sent" callback never undoes "delivered". Failed is final.
 STATE_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
 # What identifier a channel's messages go to, for the built-in channels (adapters may add their own).
-RECIPIENT_TYPE = {"sms": "phone", "voice": "phone", "email": "email", "fax": "fax"}
+RECIPIENT_TYPE = {"sms": "phone", "voice": "phone", "email": "email", "fax": "fax", "chat": "chat_visitor"}
 
 
 ChannelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]

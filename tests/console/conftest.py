@@ -51,11 +51,24 @@ rules:
 """
 
 
-class LiveHub:
-    """The hub app served on 127.0.0.1 from a thread of its own; call into its loop with run()."""
+CHAT_SECRET = "console-test-chat-secret-0123"
+SITE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title><link rel="icon" href="data:,"></head>
+<body><h1>A shop that embeds the chat widget</h1>
+<script src="{hub}/chat/widget.js" data-title="Chat with us" async></script></body></html>
+"""
 
-    def __init__(self, tmp: Path) -> None:
+
+class LiveHub:
+    """The hub app served on 127.0.0.1 from a thread of its own; call into its loop with run().
+
+    With `chat`, the web chat adapter runs too, and `site_url` serves a shop's page embedding the
+    widget, from another origin (localhost, not 127.0.0.1), the one allowed_origins names."""
+
+    def __init__(self, tmp: Path, *, chat: bool = False) -> None:
         self.tmp = tmp
+        self.chat = chat
+        self.site_url = ""
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="console-test-hub", daemon=True)
         self.twilio = FakeTwilio()
@@ -90,6 +103,15 @@ class LiveHub:
 
     async def _start(self) -> None:
         self.twilio.base_url = await self._serve(self.twilio.app())
+        adapters: dict[str, Any] = {}
+        if self.chat:
+            async def shop_page(request: web.Request) -> web.Response:
+                return web.Response(text=SITE_PAGE.format(hub=self.url), content_type="text/html")
+
+            site = web.Application()
+            site.router.add_get("/", shop_page)
+            self.site_url = (await self._serve(site)).replace("127.0.0.1", "localhost")
+            adapters["chat"] = {"secret": CHAT_SECRET, "allowed_origins": [self.site_url]}
         rules_dir = self.tmp / "rules"
         rules_dir.mkdir()
         (rules_dir / "console.yaml").write_text(RULES, encoding="utf-8")
@@ -99,7 +121,8 @@ class LiveHub:
             relay_poll_interval_s=0.2, backoffice={"commands_enabled": False}, routing=ROUTING,
             adapters={"sms_twilio": {"account_sid": self.twilio.account_sid,
                                      "auth_token": self.twilio.auth_token,
-                                     "from_number": OUR_NUMBER, "api_base": self.twilio.base_url}},
+                                     "from_number": OUR_NUMBER, "api_base": self.twilio.base_url},
+                      **adapters},
         )
         self.app = create_app(settings)
         self.url = await self._serve(self.app)
@@ -153,8 +176,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def hub(tmp_path) -> Iterator[LiveHub]:
-    live = LiveHub(tmp_path)
+def hub(request, tmp_path) -> Iterator[LiveHub]:
+    """The live hub; `@pytest.mark.parametrize("hub", [{"chat": True}], indirect=True)` adds web chat."""
+    live = LiveHub(tmp_path, **getattr(request, "param", {}))
     live.start()
     try:
         yield live
@@ -165,6 +189,10 @@ def hub(tmp_path) -> Iterator[LiveHub]:
 @pytest.fixture
 def page(browser, hub) -> Iterator[Any]:
     """A fresh page (its own context); JavaScript errors on it fail the test."""
+    yield from new_page(browser)
+
+
+def new_page(browser) -> Iterator[Any]:
     from playwright.sync_api import expect
 
     expect.set_options(timeout=10_000)
