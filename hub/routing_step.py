@@ -3,17 +3,21 @@
 It runs inside the ingest unit of work, after the rules step: the task row and its `task.created`
 event are written in the interaction's own transaction, so a 2xx means the task is durable. The
 task is committed in state `new`; the live router (hub.router_service) picks it up after the commit.
-Pure and in memory: no I/O of its own, a handful of dict lookups per interaction.
+
+One conversation, one task: a message in a conversation that already has an open task (new,
+waiting, offered or assigned) joins it rather than making another, so a customer who sends five
+lines in a row is one offer, not five. That check is the one read this step makes, in its write.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from rules.actions import Route
 from schemas import Direction, EventType
@@ -23,6 +27,7 @@ from .events import event_row
 from .ids import new_id
 from .settings import RoutingSettings
 from .storage import ingest_store as store
+from .storage.models import outbox
 from .storage.routing_models import tasks
 
 log = logging.getLogger("omnihub.routing")
@@ -72,11 +77,9 @@ class RoutingStep:
             "required_skills": json.dumps({s: 1 for s in route.skills} if route is not None else {}),
             "preferred_agent": str(owner) if owner else None, "state": NEW, "agent_id": None,
             "enqueued_at": ctx.now, "created_at": ctx.now, "updated_at": ctx.now,
-            "sla_breached": False, "router_state": "{}", "version": 1,
+            "sla_breached": False, "router_state": "{}", "version": 1, "conversation_key": item.conversation_key,
         }
-        ctx.writes.append(_insert(row))
-        ctx.events.append(event_row(EventType.TASK_CREATED, now=ctx.now, channel=item.channel,
-                                    subject=item.profile_id, data=task_created_data(row)))
+        ctx.writes.append(functools.partial(_create_unless_open, row=row))
 
 
 def task_created_data(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,8 +92,20 @@ def task_created_data(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _insert(row: dict[str, Any]):
-    def write(conn: Connection) -> None:
-        store.insert_rows(conn, tasks, [row])
+# Open: the task still has someone to answer the conversation (wrap-up is the agent finishing).
+OPEN_STATES = (NEW, "waiting", "offered", "assigned")
 
-    return write
+
+def _create_unless_open(conn: Connection, *, row: dict[str, Any]) -> None:
+    key = row["conversation_key"]
+    if key is not None:
+        t = tasks.c
+        joined = conn.execute(select(t.id).where(t.conversation_key == key, t.state.in_(OPEN_STATES))
+                              .limit(1)).scalar()
+        if joined is not None:
+            log.info("message joins the conversation's open task",
+                     extra={"task_id": str(joined), "interaction_id": str(row["interaction_id"])})
+            return
+    store.insert_rows(conn, tasks, [row])
+    store.insert_rows(conn, outbox, [event_row(EventType.TASK_CREATED, now=row["created_at"], channel=row["channel"],
+                                               subject=row["profile_id"], data=task_created_data(row))])

@@ -59,7 +59,10 @@ tasks = Table(
     # preference deadline, queue entry, offer and wrap-up times) as JSON: what a restart needs.
     Column("router_state", Text, nullable=False, server_default=text("'{}'")),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # The interaction's conversation: a later message in it joins this task while it is open.
+    Column("conversation_key", String(512)),
     Index("ix_tasks_state", "state"),
+    Index("ix_tasks_conversation_key", "conversation_key"),
     Index("ix_tasks_interaction_id", "interaction_id"),
     Index("ix_tasks_agent_id", "agent_id"),
 )

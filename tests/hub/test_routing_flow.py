@@ -378,3 +378,31 @@ async def test_a_task_is_shown_live_and_after_it_is_finished(aiohttp_client, mak
     assert (shown["id"], shown["state"], shown["queue"]) == (task_id, "cancelled", "support")
     assert (await client.get(f"/v1/tasks/{uuid.uuid4()}")).status == 404
     assert (await client.get("/v1/tasks/not-a-uuid")).status == 404
+
+
+async def test_a_conversation_with_an_open_task_is_one_task_until_it_ends(aiohttp_client, make_settings):
+    client = await start(aiohttp_client, make_settings)
+    thread = {"conversation_key": "sms:+821063000002:+15005550006"}
+
+    async def message(text_: str) -> str:
+        resp = await client.post("/v1/interactions", json=sms("010-6300-0002", text=text_, metadata={"queue": "support"},
+                                                               **thread))
+        assert resp.status == 201, await resp.text()
+        return (await resp.json())["id"]
+
+    first = await message("hello")
+    await message("are you there?")
+    await message("my order is late")
+    assert await task_count(client) == 1
+    assert len(await events_of(client, "task.created")) == 1
+    task_id = str(await scalar(client, select(tasks.c.id).where(tasks.c.interaction_id == uuid.UUID(first))))
+    await eventually(lambda: _state_is(client, task_id, "waiting"))
+    resp = await client.post(f"/v1/tasks/{task_id}/cancel", json={"reason": "answered elsewhere"})
+    assert resp.status == 200, await resp.text()
+    await message("one more thing")  # the task ended: a new one
+    assert await task_count(client) == 2
+    # Another conversation of the same customer is a task of its own.
+    other = await client.post("/v1/interactions", json=sms("010-6300-0002", metadata={"queue": "support"},
+                                                           conversation_key="email:thread-9"))
+    assert other.status == 201
+    assert await task_count(client) == 3
