@@ -280,3 +280,17 @@ async def test_outbound_calls_are_refused_for_good(hub, voice_adapter):
 
     with pytest.raises(PermanentSendError, match="does not place outbound calls"):
         await voice_adapter.send(outbound_message("voice", {"type": "phone", "value": CUSTOMER}, text="hi"))
+
+
+async def test_logs_never_carry_the_callers_number_or_the_auth_token(hub, caplog):
+    from tests.adapters.fake_twilio import AUTH_TOKEN
+
+    caplog.set_level("DEBUG")
+    sid = call_sid()
+    await call_in(hub, sid)
+    await report(hub, sid, status="completed", CallDuration="5")
+    await twilio_post(hub, INBOUND, call_params(call_sid()), token="someone-elses-token")
+    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records if r.name.startswith("omnihub"))
+    assert "call in" in logged and "webhook refused" in logged
+    for secret in (CUSTOMER, "1012345678", OUR_NUMBER, AUTH_TOKEN):
+        assert secret not in logged
