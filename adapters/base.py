@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Protocol
 from aiohttp import ClientSession, web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas import Attachment, Identifier, Interaction, OmnihubError
+from schemas import Attachment, CallInfo, Identifier, Interaction, MetadataValue, OmnihubError
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -159,6 +159,27 @@ class StatusUpdate(BaseModel):
     error_message: str | None = None
 
 
+class CallUpdate(BaseModel):
+    """What a provider reports later about a call already ingested (Twilio's status callback, a
+    PBX's call_ended): the interaction (this adapter's channel and provider, `provider_ref`) gets
+    the `call` fields given (None keeps what is stored; a final status such as completed or
+    no-answer is never moved back to ringing by a late report) and the `metadata` keys merged in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider_ref: str = Field(min_length=1)
+    call: CallInfo
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    occurred_at: AwareDatetime
+
+
+@dataclass(frozen=True)
+class CallUpdated:
+    interaction_id: uuid.UUID
+    profile_id: uuid.UUID | None
+    changed: bool  # False for a repeated or stale report: nothing stored or emitted
+
+
 class IngestOutcome(Protocol):
     interaction_id: uuid.UUID
     profile_id: uuid.UUID | None
@@ -178,6 +199,10 @@ class StateStore(Protocol):
     async def set(self, key: str, value: str) -> None: ...
 
 
+async def _no_call_updates(update: CallUpdate) -> CallUpdated | None:
+    raise HubUnavailable("this hub does not record call updates")
+
+
 @dataclass
 class AdapterDeps:
     """What the hub gives an adapter. Adapters reach the hub only through these."""
@@ -191,6 +216,8 @@ class AdapterDeps:
     validation_context: Mapping[str, Any]  # pass to Interaction.model_validate (region, channels)
     http: ClientSession | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("omnihub.adapters"))
+    # Applies a CallUpdate; None when no interaction of this adapter has that provider_ref yet.
+    update_call: Callable[[CallUpdate], Awaitable[CallUpdated | None]] = field(default=_no_call_updates)
 
 
 @dataclass(frozen=True)
@@ -198,8 +225,10 @@ class Webhook:
     """An inbound HTTP route. The hub reads the body, runs `authenticate`, then calls the handler."""
 
     method: str
-    path: str  # relative to /channels/<adapter name>/
+    path: str  # relative to /channels/<adapter name>/, unless absolute
     handler: Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
+    # True for a path the design names outside /channels/ (the generic CTI's /v1/cti/events).
+    absolute: bool = False
 
 
 @dataclass(frozen=True)

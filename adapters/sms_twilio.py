@@ -23,19 +23,15 @@ status_callbacks, keywords {opt_out, opt_in, help}, replies {opt_out, opt_in, he
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
-from multidict import MultiDict
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -66,13 +62,13 @@ from .base import (
     Webhook,
     attachment_for,
 )
+from .twilio_webhooks import FORM, TwilioSignature
 
 PROVIDER = "twilio"
 # Twilio's own opt-out keywords (https://help.twilio.com/articles/223134027).
 _STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE")
 _START = ("START", "YES", "UNSTOP", "OPTIN")
 _HELP = ("HELP", "INFO")
-_FORM = web.RequestKey("twilio_form", dict)
 _EMPTY_TWIML = str(MessagingResponse())
 _STATUS = {"sent": DeliveryStatus.SENT, "delivered": DeliveryStatus.DELIVERED, "read": DeliveryStatus.READ,
            "failed": DeliveryStatus.FAILED, "undelivered": DeliveryStatus.FAILED, "canceled": DeliveryStatus.FAILED}
@@ -118,9 +114,9 @@ class TwilioSmsAdapter(ChannelAdapter):
         self.config: TwilioSmsConfig = config
         if not (config.from_number or config.messaging_service_sid):
             raise ValueError("adapters.sms_twilio: give from_number or messaging_service_sid")
-        self._validator = RequestValidator(config.auth_token.get_secret_value())
-        self._shared_key_validator = (RequestValidator(config.webhooks_shared_key.get_secret_value())
-                                      if config.webhooks_shared_key else None)
+        self._signature = TwilioSignature(
+            config.auth_token.get_secret_value(),
+            config.webhooks_shared_key.get_secret_value() if config.webhooks_shared_key else None)
         self._our_number = (Identifier(type="phone", value=config.from_number).value
                             if config.from_number else None)
         self._words = {
@@ -135,23 +131,7 @@ class TwilioSmsAdapter(ChannelAdapter):
         return (Webhook("POST", "inbound", self._inbound), Webhook("POST", "status", self._status))
 
     async def authenticate(self, request: web.Request, body: bytes) -> None:
-        signature = request.headers.get("X-Twilio-Signature")
-        if not signature:
-            raise AuthenticityError("no X-Twilio-Signature header")
-        url = self.deps.public_base_url + request.path_qs
-        form = request[_FORM] = _form(body)  # parsed once per request: the handler reads it too
-        settings = request.headers.get("X-Twilio-Webhooks-Signature-Settings")
-        validator, algorithm = self._validator, None
-        if settings:  # signed with the account's webhooks shared key, SHA-1 or SHA-256
-            if self._shared_key_validator is None:
-                raise AuthenticityError("signed with a webhooks shared key, and none is configured")
-            validator, algorithm = self._shared_key_validator, get_signature_algorithm(settings)
-        # The URL as Twilio was given it matches at the first try; validate() then tries it with
-        # and without the port, as Twilio's own signing is inconsistent about ports.
-        if hmac.compare_digest(validator.compute_signature(url, form, algorithm), signature):
-            return
-        if not validator.validate(url, form, signature, algorithm):
-            raise AuthenticityError("X-Twilio-Signature does not match")
+        self._signature.check(request, body, self.deps.public_base_url)
 
     def normalize(self, raw: Mapping[str, str]) -> Interaction:
         sid = raw.get("MessageSid") or raw.get("SmsSid")
@@ -184,7 +164,7 @@ class TwilioSmsAdapter(ChannelAdapter):
             raise PayloadError(".".join(str(p) for p in err["loc"]) or "body", err["msg"]) from None
 
     async def _inbound(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        form = request[_FORM]
+        form = request[FORM]
         interaction = self.normalize(form)
         if self.config.fetch_media and _media_count(form):
             interaction.attachments = await self._fetch_media(form)
@@ -197,7 +177,7 @@ class TwilioSmsAdapter(ChannelAdapter):
         return web.Response(text=str(reply), content_type="application/xml")
 
     async def _status(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        update = self.parse_status(request[_FORM], request.query.get("message_id"))
+        update = self.parse_status(request[FORM], request.query.get("message_id"))
         if update is not None and not await self.deps.report_status(update):
             self.deps.log.info("status for an unknown message", extra={"provider_ref": update.provider_ref})
         return web.Response(status=204)
@@ -278,13 +258,6 @@ class TwilioSmsAdapter(ChannelAdapter):
 def conversation_key(customer: Identifier, ours: str | None) -> str:
     """One thread per (customer number, our number): what an SMS conversation is."""
     return f"sms:{customer.value}:{ours or '-'}"
-
-
-def _form(body: bytes) -> MultiDict[str]:
-    # A MultiDict, as Twilio signs every value of a repeated key (a dict kept only the last, and
-    # the signature then failed); RequestValidator reads it with getall() at the first try, where
-    # for a dict it raised and caught two AttributeErrors per field.
-    return MultiDict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def _media_count(form: Mapping[str, str]) -> int:

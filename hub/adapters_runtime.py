@@ -2,10 +2,11 @@
 
 `mount_adapters` (called by create_app, before the router freezes) builds the adapters named in
 config, adds their channels to what the contact schema accepts, and mounts their webhooks under
-`/channels/<name>/`, each behind the adapter's authenticity check, and their `routes()` at the
-absolute paths they declare (web chat's `/v1/chat/ws`). `adapters_ctx` starts their listeners once
-the pipeline runs, and stops them before it stops; at shutdown each adapter's `closing()` runs
-first, so open websockets do not hold the server's graceful shutdown up.
+`/channels/<name>/` (or at the absolute path a webhook names, e.g. the CTI's `/v1/cti/events`), each
+behind the adapter's authenticity check, and their `routes()` at the absolute paths they declare
+(web chat's `/v1/chat/ws`), whose handlers check their callers themselves. `adapters_ctx` starts
+their listeners once the pipeline runs, and stops them before it stops; at shutdown each adapter's
+`closing()` runs first, so open websockets do not hold the server's graceful shutdown up.
 
 What an adapter calls on the hub (ingest, report_status, blobs.put) raises `HubUnavailable` when
 the hub itself cannot take anything (the pipeline stopped, the database or the disk unreachable),
@@ -31,6 +32,7 @@ from adapters.base import (
     AdapterDeps,
     AdapterError,
     AuthenticityError,
+    CallUpdate,
     ChannelAdapter,
     HubUnavailable,
     PayloadError,
@@ -45,6 +47,7 @@ from . import keys
 from .adapter_state import DbStateStore
 from .api.errors import error_response, json_errors
 from .blobs import FileBlobStore
+from .call_updates import apply_call_update_async
 from .outbound import record_status_async
 from .pipeline import PipelineStopped
 
@@ -74,6 +77,7 @@ def mount_adapters(app: web.Application) -> None:
             public_base_url=settings.public_base_url.rstrip("/"),
             validation_context=app[keys.VALIDATION_CONTEXT],
             log=logging.getLogger(f"omnihub.adapters.{cls.name}"),
+            update_call=_call_update_for(app, cls),
         )
 
     running = build(settings.adapters, deps_for)
@@ -83,7 +87,8 @@ def mount_adapters(app: web.Application) -> None:
     app[keys.VALIDATION_CONTEXT][CHANNELS_KEY] = frozenset(channels)
     for adapter in running:
         for hook in adapter.webhooks():
-            path = f"/channels/{adapter.name}/{hook.path.lstrip('/')}"
+            path = ("/" + hook.path.lstrip("/") if hook.absolute
+                    else f"/channels/{adapter.name}/{hook.path.lstrip('/')}")
             app.router.add_route(hook.method, path, json_errors(_guarded(adapter, hook)))
         for route in adapter.routes():
             if not route.path.startswith("/"):
@@ -234,3 +239,13 @@ def _status_for(app: web.Application, cls: type[ChannelAdapter]):
                                          now=datetime.now(UTC))
 
     return report_status
+
+
+def _call_update_for(app: web.Application, cls: type[ChannelAdapter]):
+    @guard_outages
+    async def update_call(update_: CallUpdate):
+        return await apply_call_update_async(app[keys.ENGINE], cls.channel, cls.provider, update_,
+                                             context=app[keys.VALIDATION_CONTEXT], notify=app[keys.RELAY].notify,
+                                             now=datetime.now(UTC))
+
+    return update_call

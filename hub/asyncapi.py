@@ -47,6 +47,8 @@ _MESSAGE = _obj({"message_id": _ID, "channel": _STR, "purpose": _STR},
 _DESCRIPTIONS = {
     EventType.INTERACTION_RECEIVED: ("an inbound interaction was stored", {"$ref": SCHEMAS + "Interaction"}, "channel"),
     EventType.INTERACTION_SENT: ("an outbound interaction was stored", {"$ref": SCHEMAS + "Interaction"}, "channel"),
+    EventType.INTERACTION_UPDATED: ("a stored interaction changed: a call's status, duration or outcome was reported",
+                                    {"$ref": SCHEMAS + "Interaction"}, "channel"),
     EventType.PROFILE_CREATED: ("a new customer was seen", _obj({"profile_id": _ID}, display_name={"type": ["string", "null"]},
                                                                 source=_STR), None),
     EventType.PROFILE_UPDATED: ("a profile changed", _obj({"profile_id": _ID, "changed": _OBJECT, "source": _STR}), None),

@@ -17,20 +17,23 @@ from .interaction import (
     CONSENT_CHANGE_KEY,
     Attachment,
     CallInfo,
+    CallStatus,
     Channel,
     Content,
     Direction,
     Interaction,
     Kind,
+    MetadataValue,
     Party,
     Transaction,
     TransactionItem,
+    call_status_rank,
 )
 from .profile import Profile
 
 __all__ = [
     "BUILTIN_CHANNELS", "CHANNELS_KEY", "CONSENT_CHANGE_KEY", "DEFAULT_REGION_KEY", "EVENT_SOURCE", "Attachment", "CallInfo",
-    "Channel", "CloudEvent", "Content", "Direction", "EventType", "Identifier", "IdentifierType",
-    "Interaction", "Kind", "OmnihubError", "Party", "Profile", "Transaction", "TransactionItem",
+    "CallStatus", "Channel", "CloudEvent", "Content", "Direction", "EventType", "Identifier", "IdentifierType",
+    "Interaction", "Kind", "MetadataValue", "OmnihubError", "Party", "Profile", "Transaction", "TransactionItem", "call_status_rank",
     "normalize_email", "normalize_identifier", "normalize_phone", "parse_identifier", "routing_key",
 ]

@@ -14,6 +14,7 @@ EVENT_SOURCE = "omnihub"
 class EventType(enum.StrEnum):
     INTERACTION_RECEIVED = "interaction.received"
     INTERACTION_SENT = "interaction.sent"
+    INTERACTION_UPDATED = "interaction.updated"  # a call's later reports (status, duration, outcome)
     PROFILE_CREATED = "profile.created"
     PROFILE_UPDATED = "profile.updated"
     PROFILE_MERGED = "profile.merged"

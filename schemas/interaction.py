@@ -107,6 +107,37 @@ class Transaction(_Model):
     loyalty_id: Token | None = None
 
 
+class CallStatus(enum.StrEnum):
+    """Where a call is. Twilio's CallStatus names (https://www.twilio.com/docs/voice/api/call-resource#call-status-values),
+    plus the outcomes a contact center tells apart: abandoned (the caller hung up waiting for an
+    agent) and voicemail. CallInfo.status stays a string, so a plugin's own status is stored too."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    ABANDONED = "abandoned"
+    VOICEMAIL = "voicemail"
+
+
+_CALL_STATUS_RANK = {CallStatus.QUEUED: 0, CallStatus.INITIATED: 0, CallStatus.RINGING: 1, CallStatus.IN_PROGRESS: 2}
+
+
+def call_status_rank(status: str | None) -> int:
+    """Order of call statuses: -1 none, 0 queued, 1 ringing, 2 in progress, 3 ended (any outcome,
+    or a status this module does not know). A report never moves a call to a lower rank, and an
+    ended call keeps the first outcome reported (Twilio reports no-answer on the <Dial>, then
+    completed for the caller's leg)."""
+    if status is None:
+        return -1
+    return _CALL_STATUS_RANK.get(status, 3)  # type: ignore[call-overload]
+
+
 class CallInfo(_Model):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
