@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from .. import keys
+from ..auth import Scope, requires
 from ..adapters_runtime import channel_adapters
 from ..openapi import body
 from ..outbound import MessageRequest, OutboundRefused, accept
@@ -26,6 +27,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/v1/messages")
+@requires(Scope.MESSAGES_WRITE)
 @body(MessageRequest)
 async def post_message(request: web.Request) -> web.Response:
     req = MessageRequest.model_validate_json(await request.read(), context=request.app[keys.VALIDATION_CONTEXT])
@@ -44,6 +46,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/messages/{id}")
+@requires(Scope.MESSAGES_READ)
 async def get_message(request: web.Request) -> web.Response:
     try:
         message_id = uuid.UUID(request.match_info["id"])
