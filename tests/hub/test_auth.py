@@ -265,3 +265,13 @@ async def test_with_auth_disabled_me_says_so_and_nothing_is_asked(client):
     resp = await client.get("/v1/auth/me")
     assert resp.status == 200 and await resp.json() == {"auth_enabled": False}
     assert (await client.get("/v1/outbox")).status == 200
+
+
+def test_tokens_and_keys_are_masked_in_logs():
+    from hub.logs import mask
+
+    token, key = new_secret("oht_")[0], new_secret(KEY_PREFIX)[0]
+    line = f'GET /v1/agents/ws?agent_id=alice&token={token} 101 Authorization: Bearer {key}'
+    masked = mask(line)
+    assert token not in masked and key not in masked
+    assert "token=oht_***" in masked and "Bearer ohk_***" in masked
