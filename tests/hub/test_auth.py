@@ -242,6 +242,14 @@ async def test_an_agent_acts_only_as_itself_and_reads_only_its_tasks_profiles(hu
     assert (await hub.get("/v1/profiles?identifier=phone:010-2222-3333", headers=ann)).status == 403
     assert (await hub.get("/v1/profiles/merge-suggestions", headers=ann)).status == 403
     assert (await hub.get(f"/v1/profiles/{other_profile}", headers=sam)).status == 200  # not confined
+    # Messages: to its own task's customer only, and never to a bare address.
+    for body in ({"profile_id": other_profile, "text": "hi"}, {"to": {"type": "phone", "value": "010-2222-3333"},
+                                                               "text": "hi"}):
+        resp = await hub.post("/v1/messages", json={"channel": "sms", **body}, headers=ann)
+        assert resp.status == 403, (body, await resp.text())
+    resp = await hub.post("/v1/messages", json={"channel": "sms", "profile_id": own_profile, "text": "hi"},
+                          headers=ann)
+    assert resp.status != 403, await resp.text()  # allowed (this hub runs no SMS adapter to send it)
     # Tasks: ann accepts its own offer, may not wrap up bob's.
     resp = await hub.post(f"/v1/tasks/{own_task}/accept", json={"agent_id": "alice"}, headers=ann)
     assert resp.status == 200, await resp.text()
