@@ -49,7 +49,6 @@ from schemas import (
 
 from .base import (
     AdapterConfig,
-    AuthenticityError,
     Capabilities,
     ChannelAdapter,
     DeliveryStatus,

@@ -13,9 +13,7 @@ queue the campaign is completed and `campaign.completed` goes to the outbox with
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -39,10 +37,8 @@ from .storage.engine import writer
 from .storage.ingest_store import decode_profile, insert_rows
 from .storage.models import interactions, outbox, profiles
 from .storage.outbound_models import campaigns, messages
-from .tasks import cancel_and_wait
+from .tasks import PollingWorker
 from .templates import TemplateSet
-
-log = logging.getLogger("omnihub.campaigns")
 
 _CHUNK = 500
 _WHEN = "campaign"
@@ -155,45 +151,21 @@ def _is_refund(document: str | None) -> bool:
     return total is not None and Decimal(str(total)) < 0
 
 
-class CampaignRunner:
+class CampaignRunner(PollingWorker):
     """Starts due campaigns, queues their messages a chunk at a time, completes them."""
+
+    name = "omnihub-campaigns"
 
     def __init__(self, engine: AsyncEngine, adapters: Callable[[], dict[str, str]], templates: TemplateSet, *,
                  quiet_hours: QuietHours | None, notify: Callable[[], None], poll_interval_s: float = 1.0,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        super().__init__(poll_interval_s=poll_interval_s)
         self._engine = engine
         self._adapters = adapters
         self._templates = templates
         self._quiet_hours = quiet_hours
         self._notify = notify  # the dispatcher
-        self._poll = poll_interval_s
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def notify(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="omnihub-campaigns")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                busy = await self.step()
-            except Exception:
-                log.exception("running campaigns failed")
-                busy = False
-            if not busy:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                except TimeoutError:
-                    pass
 
     async def step(self) -> bool:
         """Complete the campaigns whose messages have all left the queue, then queue one chunk of

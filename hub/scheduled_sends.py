@@ -11,7 +11,6 @@ idempotency key is the row's, so a row taken twice (two hubs, a retried transact
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -30,7 +29,7 @@ from .outbound import MessageRequest, OutboundRefused, accept
 from .settings import QuietHours
 from .storage.engine import writer
 from .storage.rules_models import scheduled_actions
-from .tasks import cancel_and_wait
+from .tasks import PollingWorker
 from .templates import TemplateSet
 
 log = logging.getLogger("omnihub.scheduled_sends")
@@ -38,49 +37,24 @@ log = logging.getLogger("omnihub.scheduled_sends")
 SEND_KINDS = ("send_message", "auto_reply", PENDING_SEND_KIND)
 
 
-class ScheduledSender:
+class ScheduledSender(PollingWorker):
+    name = "omnihub-scheduled-sends"
+
     def __init__(self, engine: AsyncEngine, adapters: Callable[[], dict[str, str]], templates: TemplateSet, *,
                  quiet_hours: QuietHours | None, notify: Callable[[], None], poll_interval_s: float = 1.0,
                  min_interval_s: float = 0.05, batch: int = 100,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        super().__init__(poll_interval_s=poll_interval_s, min_interval_s=min_interval_s)
         self._engine = engine
         self._adapters = adapters
         self._templates = templates
         self._quiet_hours = quiet_hours
         self._notify = notify  # the dispatcher: a message was queued
-        self._poll = poll_interval_s
-        # Woken after every ingest commit (hundreds a second under load): look at most this often.
-        self._min_interval = min_interval_s
         self._batch = batch
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def notify(self) -> None:
-        """Something was committed (an ingest's auto-reply, a command): look now, not at the next poll."""
-        self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="omnihub-scheduled-sends")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                taken = await self.run_due()
-            except Exception:
-                log.exception("taking scheduled sends failed")
-                taken = 0
-            if taken < self._batch:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                except TimeoutError:
-                    pass
-                await asyncio.sleep(self._min_interval)
+    async def step(self) -> bool:
+        return await self.run_due() >= self._batch
 
     async def run_due(self) -> int:
         """Take every due send (up to one batch); returns how many were taken."""
