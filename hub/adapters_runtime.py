@@ -45,7 +45,8 @@ from schemas import CHANNELS_KEY, Interaction
 
 from . import keys
 from .adapter_state import DbStateStore
-from .api.errors import error_response, json_errors
+from .api.errors import error_response
+from .auth import PUBLIC, requires
 from .blobs import FileBlobStore
 from .call_updates import apply_call_update_async
 from .outbound import record_status_async
@@ -80,6 +81,9 @@ def mount_adapters(app: web.Application) -> None:
             update_call=_call_update_for(app, cls),
         )
 
+    def public(handler):
+        return app[keys.AUTH].wrap(requires(PUBLIC)(handler))
+
     running = build(settings.adapters, deps_for)
     app[keys.ADAPTERS] = {adapter.name: adapter for adapter in running}
     channels = set(app[keys.VALIDATION_CONTEXT][CHANNELS_KEY])
@@ -89,11 +93,14 @@ def mount_adapters(app: web.Application) -> None:
         for hook in adapter.webhooks():
             path = ("/" + hook.path.lstrip("/") if hook.absolute
                     else f"/channels/{adapter.name}/{hook.path.lstrip('/')}")
-            app.router.add_route(hook.method, path, json_errors(_guarded(adapter, hook)))
+            # Public to hub credentials: a provider's webhook carries the provider's signature instead.
+            app.router.add_route(hook.method, path, public(_guarded(adapter, hook)))
         for route in adapter.routes():
             if not route.path.startswith("/"):
                 raise AdapterError(f"adapter {adapter.name}: route path {route.path!r} is not absolute")
-            app.router.add_route(route.method, route.path, json_errors(_answering(adapter, route)))
+            # The customer-facing side of a channel (the chat widget and its socket): customers have
+            # no hub login; the adapter decides what a request may do.
+            app.router.add_route(route.method, route.path, public(_answering(adapter, route)))
     if running:
         app.on_shutdown.append(_closing)
 

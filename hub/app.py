@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 
 from . import keys, openapi
+from .auth import Authenticator, Scope, requires
+from .api import auth as auth_api
 from .adapters_runtime import adapters_ctx, channel_adapters, mount_adapters
 from .api import interactions as interactions_api
 from .api import messages as messages_api
@@ -24,7 +27,7 @@ from .api import meta as meta_api
 from .api import profiles as profiles_api
 from .api import routing as routing_api
 from .api import rules as rules_api
-from .api.errors import add_json_routes, add_not_routed, json_errors
+from .api.errors import add_json_routes, add_not_routed
 from .campaigns import CampaignRunner
 from .consent_step import consent_step
 from .dispatcher import Dispatcher
@@ -47,6 +50,8 @@ from .storage.engine import create_engine, writer
 from .storage.migrate import upgrade
 from .topology import Topology
 
+log = logging.getLogger("omnihub")
+
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
@@ -57,6 +62,10 @@ def create_app(settings: Settings) -> web.Application:
         DEFAULT_REGION_KEY: settings.default_region,
         CHANNELS_KEY: BUILTIN_CHANNELS,
     }
+    app[keys.AUTH] = Authenticator(settings.auth, lambda: app[keys.ENGINE])
+    if not settings.auth.enabled:
+        log.warning("auth is disabled: every API is open to anyone who can reach the hub "
+                    "(set auth.enabled: true, see README \"Authentication\")")
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(rules_ctx)  # rules (issue 5): before the pipeline that runs them
     app.cleanup_ctx.append(_relay)
@@ -68,6 +77,7 @@ def create_app(settings: Settings) -> web.Application:
     mount_adapters(app)
     app.cleanup_ctx.append(_commands)  # back-office (issue 7): after the pipeline it feeds
     add_json_routes(app, meta_api.routes)
+    add_json_routes(app, auth_api.routes)
     add_json_routes(app, interactions_api.routes)
     add_json_routes(app, routing_api.routes)  # routing (issue 6)
     add_json_routes(app, rules_api.routes)  # rules (issue 5)
@@ -77,7 +87,7 @@ def create_app(settings: Settings) -> web.Application:
     add_json_routes(app, asyncapi_api.routes)  # back-office (issue 7)
     add_json_routes(app, outbox_api.routes)
     add_json_routes(app, openapi.routes)
-    app.router.add_get("/metrics", json_errors(_metrics))
+    app.router.add_get("/metrics", app[keys.AUTH].wrap(_metrics))
     add_json_routes(app, console_api.routes)  # the agent console's static files
     add_not_routed(app)  # last: it answers whatever no route above took
     return app
@@ -206,6 +216,7 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
     await consumer.stop()
 
 
+@requires(Scope.METRICS)
 async def _metrics(request: web.Request) -> web.Response:
     metrics = request.app[keys.METRICS]
     async with request.app[keys.ENGINE].connect() as conn:

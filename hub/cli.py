@@ -12,7 +12,7 @@ import routing.cli
 import rules.cli
 from schemas.export import SCHEMA_MODELS, json_schema
 
-from . import pos_import, rules_replay
+from . import auth_cli, pos_import, rules_replay
 from . import asyncapi_cli, dlq_cli  # back-office (issue 7)
 from .connectors import cli as connectors_cli  # back-office (issue 7)
 from .demo import command as demo_command
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     connectors_cli.add_command(sub)
     dlq_cli.add_command(sub)
     asyncapi_cli.add_command(sub)
+    auth_cli.add_commands(sub)  # `users` and `keys`
     return parser
 
 

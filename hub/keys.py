@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 if TYPE_CHECKING:
     from adapters.base import ChannelAdapter
 
+    from .auth import Authenticator
+
     from .blobs import FileBlobStore
     from .campaigns import CampaignRunner
     from .dispatcher import Dispatcher
@@ -50,3 +52,5 @@ CAMPAIGNS: web.AppKey[CampaignRunner] = web.AppKey("campaigns")
 COMMANDS: web.AppKey[CommandConsumer] = web.AppKey("commands")  # set only when amqp_url is configured
 # The outbound module registers its sender here for `message.send` commands; unset, they are stored.
 OUTBOUND: web.AppKey[OutboundSender] = web.AppKey("outbound")
+# --- authentication ---
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth")  # always set; `.enabled` says whether it checks

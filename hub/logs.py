@@ -1,4 +1,4 @@
-"""JSON logs, with phone numbers and email addresses masked wherever they appear."""
+"""JSON logs, with phone numbers, email addresses and hub credentials masked wherever they appear."""
 
 from __future__ import annotations
 
@@ -19,10 +19,14 @@ _KEEP = (r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?![0-9A-Za-z])"
 # long enough to be a phone number, not a count.
 _PHONE = r"(?<![A-Za-z0-9])\+?\d[\d\s().-]{5,}\d(?![A-Za-z0-9])"
 _DIGITS = re.compile(f"(?P<keep>{_KEEP})|(?P<phone>{_PHONE})")
+# The hub's session tokens and API keys (hub.auth prefixes them so): the agent websocket carries its
+# token in the URL, which an access log line quotes.
+_CREDENTIAL = re.compile(r"\b(oh[tk]_)[A-Za-z0-9_-]{8,}")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
 def mask(text: str) -> str:
+    text = _CREDENTIAL.sub(r"\1***", text)
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     return _DIGITS.sub(_masked_digits, text)
 

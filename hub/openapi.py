@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .api.errors import is_not_routed
+from .auth import PUBLIC, requires
 
 _BODY = "__omnihub_body__"
 _REF = "#/components/schemas/{model}"
@@ -85,6 +86,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/v1/openapi.json")
+@requires(PUBLIC)
 async def openapi(request: web.Request) -> web.Response:
     """This document."""
     return web.json_response(document(request.app))

@@ -149,6 +149,16 @@ class QuietHours(BaseModel):
         return v
 
 
+class AuthSettings(BaseModel):
+    """Logins and API keys (hub.auth). Off by default: the embedded default, the demo and the benches run open."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = False
+    token_ttl_s: float = Field(28_800.0, gt=0)  # a login lasts a shift
+    # A verified token or key is remembered this long: a revoked key works up to this long after.
+    key_cache_s: float = Field(30.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -191,6 +201,7 @@ class Settings(BaseSettings):
     templates: dict[str, Any] = Field(default_factory=dict)
     templates_dir: str | None = None
     quiet_hours: QuietHours | None = Field(default_factory=QuietHours)  # null: marketing at any hour
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @field_validator("default_region")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import keys
+from ..auth import PUBLIC, requires
 from ..asyncapi import document
 from ..topology import Topology
 
@@ -12,6 +13,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/v1/asyncapi.json")
+@requires(PUBLIC)
 async def asyncapi(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     return web.json_response(document(Topology.from_settings(settings)))

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from .. import keys
+from ..auth import Scope, requires
 from ..campaigns import CampaignRequest, create, stats, view_of
 from ..openapi import body
 from ..outbound import OutboundRefused
@@ -18,6 +19,7 @@ routes = web.RouteTableDef()
 
 
 @routes.post("/v1/campaigns")
+@requires(Scope.CAMPAIGNS_WRITE)
 @body(CampaignRequest)
 async def post_campaign(request: web.Request) -> web.Response:
     """Schedule a campaign: 201 with its id; it starts at `start_at` (default now)."""
@@ -33,6 +35,7 @@ async def post_campaign(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/campaigns/{id}")
+@requires(Scope.CAMPAIGNS_READ)
 async def get_campaign(request: web.Request) -> web.Response:
     """A campaign's progress and results: targeted, queued, skipped by reason, sent, delivered,
     failed, responded, converted."""

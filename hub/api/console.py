@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..auth import PUBLIC, requires
 from .errors import error_response
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -44,6 +45,7 @@ def _file(name: str) -> web.StreamResponse:
 
 
 @routes.get("/console")
+@requires(PUBLIC)
 async def console_redirect(request: web.Request) -> web.Response:
     """The console lives at /console/ (its assets are relative to it)."""
     query = f"?{request.query_string}" if request.query_string else ""
@@ -51,12 +53,14 @@ async def console_redirect(request: web.Request) -> web.Response:
 
 
 @routes.get("/console/")
+@requires(PUBLIC)
 async def console_page(request: web.Request) -> web.StreamResponse:
     """The agent console (HTML): offers, the customer's profile and history, replies, wrap-up."""
     return _file("index.html")
 
 
 @routes.get("/console/{name}")
+@requires(PUBLIC)
 async def console_asset(request: web.Request) -> web.StreamResponse:
     """The console's scripts and style sheet."""
     return _file(request.match_info["name"])

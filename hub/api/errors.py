@@ -11,9 +11,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from .. import keys
+
 log = logging.getLogger("omnihub.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Check = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 _ANSWERS_ITS_ERRORS = "_omnihub_answers_its_errors"
 
 
@@ -58,19 +61,34 @@ def answer_for(request: web.Request, exc: Exception) -> web.StreamResponse:
 # Per route rather than an application middleware: with any middleware at all, aiohttp wraps every
 # request in two extra layers (the middleware and its own current-app fixer) plus a cache lookup,
 # 2-3% of an ingest's CPU in paired bench runs. `POST /v1/interactions` calls answer_for itself.
-def json_errors(handler: Handler) -> Handler:
-    """`handler`, answering whatever it raises with a JSON error (see answer_for)."""
+def json_errors(handler: Handler, check: Check | None = None) -> Handler:
+    """`handler`, answering whatever it raises with a JSON error (see answer_for); with `check` (the
+    authorization hub.auth adds), the request goes on only if check answers None, else gets its answer.
+    In the same layer: one wrapper a route, not one per concern."""
     if getattr(handler, _ANSWERS_ITS_ERRORS, False):
         return handler
 
+    if check is None:
+        @functools.wraps(handler)
+        async def answered(request: web.Request) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except Exception as exc:  # noqa: BLE001 - every error becomes a JSON answer
+                return answer_for(request, exc)
+
+        return answered
+
     @functools.wraps(handler)
-    async def answered(request: web.Request) -> web.StreamResponse:
+    async def checked(request: web.Request) -> web.StreamResponse:
         try:
+            refusal = await check(request)
+            if refusal is not None:
+                return refusal
             return await handler(request)
         except Exception as exc:  # noqa: BLE001 - every error becomes a JSON answer
             return answer_for(request, exc)
 
-    return answered
+    return checked
 
 
 def answers_its_errors(handler: Handler) -> Handler:
@@ -80,7 +98,11 @@ def answers_its_errors(handler: Handler) -> Handler:
 
 
 def add_json_routes(app: web.Application, routes: Iterable[web.RouteDef]) -> None:
-    app.add_routes([web.RouteDef(r.method, r.path, json_errors(r.handler), r.kwargs) for r in routes])
+    """Add `routes`, each wrapped once: JSON errors and the authorization it declares (hub.auth)."""
+    # create_app always sets AUTH; an app without it (a test's bare app) has no logins to check.
+    auth = app.get(keys.AUTH)
+    wrap = auth.wrap if auth is not None else json_errors
+    app.add_routes([web.RouteDef(r.method, r.path, wrap(r.handler), r.kwargs) for r in routes])
 
 
 async def _not_routed(request: web.Request) -> web.Response:

@@ -11,20 +11,28 @@ from sqlalchemy import select
 from schemas import Interaction
 
 from .. import keys
+from ..auth import Scope, requires
 from ..openapi import body
 from ..storage.models import interactions
+from .confine import profile_refusal
 from .errors import answer_for, answers_its_errors, error_response
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/v1/interactions")
+@requires(Scope.INTERACTIONS_WRITE)
 @body(Interaction)
 @answers_its_errors
 async def post_interaction(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     app = request.app
+    auth = app[keys.AUTH]
     try:
+        if auth.enabled:  # inline: the busiest route has no wrapper to check in (see json_errors)
+            refusal = await auth.authorize(Scope.INTERACTIONS_WRITE, request)
+            if refusal is not None:
+                return refusal
         body = await request.read()
         interaction = Interaction.model_validate_json(body, context=app[keys.VALIDATION_CONTEXT])
         result = await app[keys.PIPELINE].ingest(interaction)
@@ -50,6 +58,7 @@ async def post_interaction(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/v1/interactions/{id}")
+@requires(Scope.INTERACTIONS_READ)
 async def get_interaction(request: web.Request) -> web.Response:
     try:
         interaction_id = uuid.UUID(request.match_info["id"])
@@ -61,6 +70,8 @@ async def get_interaction(request: web.Request) -> web.Response:
         )).first()
     if row is None:
         return error_response(404, "not_found", "no such interaction")
+    if (refusal := await profile_refusal(request, row.profile_id)) is not None:  # an agent: its customers' only
+        return refusal
     # The stored document carries the profile at ingest; merges since then re-point the column.
     document = Interaction.model_validate_json(row.document)
     document.profile_id = row.profile_id

@@ -15,20 +15,26 @@ from aiohttp import web
 from sqlalchemy import select
 
 from .. import keys
+from ..auth import Scope, forbidden, requires, restricted_agent
 from ..adapters_runtime import channel_adapters
 from ..openapi import body
 from ..outbound import MessageRequest, OutboundRefused, accept
 from ..storage.engine import writer
+from ..storage.models import interactions
 from ..storage.outbound_models import messages
+from .confine import profile_refusal
 from .errors import error_response
 
 routes = web.RouteTableDef()
 
 
 @routes.post("/v1/messages")
+@requires(Scope.MESSAGES_WRITE)
 @body(MessageRequest)
 async def post_message(request: web.Request) -> web.Response:
     req = MessageRequest.model_validate_json(await request.read(), context=request.app[keys.VALIDATION_CONTEXT])
+    if restricted_agent(request) is not None and (refusal := await _agent_may_send(request, req)) is not None:
+        return refusal
     channels = channel_adapters(request.app)
     try:
         async with writer(request.app[keys.ENGINE]).begin() as conn:  # type: ignore[union-attr]
@@ -44,6 +50,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/messages/{id}")
+@requires(Scope.MESSAGES_READ)
 async def get_message(request: web.Request) -> web.Response:
     try:
         message_id = uuid.UUID(request.match_info["id"])
@@ -53,7 +60,26 @@ async def get_message(request: web.Request) -> web.Response:
         row = (await conn.execute(select(messages).where(messages.c.id == message_id))).mappings().first()
     if row is None:
         return error_response(404, "not_found", "no such message")
+    if (refusal := await profile_refusal(request, row["profile_id"])) is not None:
+        return refusal
     return web.json_response(_view(row))
+
+
+async def _agent_may_send(request: web.Request, req: MessageRequest) -> web.Response | None:
+    """An agent user writes only to the customers of its own tasks: in reply to their interactions,
+    or to their profiles; never to a bare address."""
+    if req.to is not None:
+        return forbidden(Scope.MESSAGES_WRITE, "an agent replies to its tasks' customers (in_reply_to or "
+                                               "profile_id), not to an address")
+    targets = [req.profile_id] if req.profile_id is not None else []
+    if req.in_reply_to is not None:
+        async with request.app[keys.ENGINE].connect() as conn:
+            targets.append((await conn.execute(select(interactions.c.profile_id)
+                                               .where(interactions.c.id == req.in_reply_to))).scalar())
+    for profile_id in targets:
+        if (refusal := await profile_refusal(request, profile_id)) is not None:
+            return refusal
+    return None
 
 
 def _view(row: Any) -> dict[str, Any]:

@@ -10,17 +10,20 @@ from sqlalchemy import text
 from schemas.export import json_schema
 
 from .. import keys
+from ..auth import PUBLIC, requires
 from ..storage import repositories as repo
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
+@requires(PUBLIC)
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 
 @routes.get("/readyz")
+@requires(PUBLIC)
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the database answers. The broker is reported, not required: without it events
     wait in the outbox and ingest goes on."""
@@ -46,6 +49,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/schema/{name}")
+@requires(PUBLIC)
 async def schema(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     try:

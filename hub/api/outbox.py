@@ -9,12 +9,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import keys
+from ..auth import Scope, requires
 from ..storage import repositories as repo
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/v1/outbox")
+@requires(Scope.OUTBOX_READ)
 async def outbox_summary(request: web.Request) -> web.Response:
     async with request.app[keys.ENGINE].connect() as conn:
         by_key = await repo.outbox_by_routing_key(conn)

@@ -21,9 +21,11 @@ from schemas import parse_identifier
 from schemas.profile import Profile, ProfilePatch, Rfm
 
 from .. import keys, openapi
+from ..auth import Scope, requires
 from ..segments import SEGMENTS, SegmentSet, refresh
 from ..storage import profiles_repo as repo
 from ..storage.engine import writer
+from .confine import profile_refusal
 from .errors import error_response
 
 routes = web.RouteTableDef()
@@ -110,7 +112,10 @@ async def _guard(request: web.Request, coro, suffix: str = "") -> Any:
 
 
 @routes.get("/v1/profiles/merge-suggestions")
+@requires(Scope.PROFILES_READ)
 async def list_suggestions(request: web.Request) -> web.Response:
+    if (refusal := await profile_refusal(request, None)) is not None:  # about profiles of any task
+        return refusal
     state = request.query.get("state", "open")
     if state not in ("open", "merged", "dismissed"):
         return _field_error(422, "validation_failed", "state", "one of open, merged, dismissed")
@@ -123,6 +128,7 @@ async def list_suggestions(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/profiles")
+@requires(Scope.PROFILES_READ)
 async def lookup(request: web.Request) -> web.Response:
     text = request.query.get("identifier")
     if not text:
@@ -133,6 +139,9 @@ async def lookup(request: web.Request) -> web.Response:
         message = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         return _field_error(422, "validation_failed", "identifier", message)
     pid = await _read(request, repo.find_by_identifier, ident.key)
+    # An agent user learns nothing about a profile outside its tasks, not even whether it exists.
+    if (refusal := await profile_refusal(request, pid)) is not None:
+        return refusal
     if pid is None:
         return _field_error(404, "not_found", "identifier", f"no profile has {ident}")
     return await _guard(request, _get(request, pid))
@@ -143,13 +152,20 @@ async def _get(request: web.Request, pid: uuid.UUID) -> web.Response:
 
 
 @routes.get("/v1/profiles/{id}")
+@requires(Scope.PROFILES_READ)
 async def get_profile(request: web.Request) -> web.Response:
-    return await _guard(request, _get(request, _profile_id(request)))
+    pid = _profile_id(request)
+    if (refusal := await profile_refusal(request, pid)) is not None:
+        return refusal
+    return await _guard(request, _get(request, pid))
 
 
 @routes.get("/v1/profiles/{id}/timeline")
+@requires(Scope.PROFILES_READ)
 async def get_timeline(request: web.Request) -> web.Response:
     pid = _profile_id(request)
+    if (refusal := await profile_refusal(request, pid)) is not None:
+        return refusal
     cursor = None
     if "cursor" in request.query:
         try:
@@ -169,6 +185,7 @@ async def get_timeline(request: web.Request) -> web.Response:
 
 
 @routes.patch("/v1/profiles/{id}")
+@requires(Scope.PROFILES_WRITE)
 @openapi.body(ProfilePatch)
 async def patch_profile(request: web.Request) -> web.Response:
     pid = _profile_id(request)
@@ -207,6 +224,7 @@ def _typed(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.delete("/v1/profiles/{id}")
+@requires(Scope.PROFILES_WRITE)
 async def erase_profile(request: web.Request) -> web.Response:
     pid = _profile_id(request)
 
@@ -217,6 +235,7 @@ async def erase_profile(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/profiles/{id}/merge")
+@requires(Scope.PROFILES_WRITE)
 async def merge_profiles(request: web.Request) -> web.Response:
     pid = _profile_id(request)
     other = await _other(request, required=True)
@@ -232,6 +251,7 @@ async def merge_profiles(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/profiles/{id}/unmerge")
+@requires(Scope.PROFILES_WRITE)
 async def unmerge_profiles(request: web.Request) -> web.Response:
     pid = _profile_id(request)
     other = await _other(request, required=False)

@@ -5,8 +5,8 @@ line order), `POST /v1/tasks/{id}/accept|decline|transfer|wrapup|complete|abando
 agent console websocket `GET /v1/agents/ws?agent_id=...` (offers and task updates pushed;
 `accept`/`decline` frames in; the agent goes offline `offline_grace_s` after its last one closes).
 
-Authentication is not done yet (the security issue adds agent logins): the agent is whoever the
-request names, in the body or the query string.
+With auth enabled (hub.auth) an `agent` user acts only as its own agent_id (hub.api.confine):
+naming another agent, or wrapping up a task it does not hold, is refused with 403.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from routing import (
 )
 
 from .. import keys, openapi
+from ..auth import Scope, requires, restricted_agent
 from ..router_service import RouterUnavailable, task_view
 from ..storage import routing_store as store
+from .confine import not_self, task_holder
 from .errors import error_response
 
 log = logging.getLogger("omnihub.api.routing")
@@ -110,9 +112,13 @@ async def _refusal(request: web.Request, exc: Exception, task_id: str | None = N
             return {"status": 409, "error": "refused", "message": str(exc)}
 
 
-async def _task_op(request: web.Request, op: Callable[[Router, str], Any]) -> web.Response:
+async def _task_op(request: web.Request, op: Callable[[Router, str], Any], *, held: bool = False) -> web.Response:
+    """Run `op` on the task; `held`: an agent user may do it only to a task offered to or held by it."""
     task_id = request.match_info["id"]
     service = request.app[keys.ROUTER]
+    if held and restricted_agent(request) is not None:
+        if (refusal := not_self(request, await task_holder(request, task_id))) is not None:
+            return refusal
     try:
         task = await service.run(lambda router: op(router, task_id))
     except (RoutingError, RouterUnavailable) as exc:
@@ -122,20 +128,27 @@ async def _task_op(request: web.Request, op: Callable[[Router, str], Any]) -> we
 
 
 @routes.post("/v1/tasks/{id}/accept")
+@requires(Scope.TASKS)
 @openapi.body(AgentBody)
 async def accept(request: web.Request) -> web.Response:
     body = await _body(request, AgentBody)
+    if (refusal := not_self(request, body.agent_id)) is not None:
+        return refusal
     return await _task_op(request, lambda r, tid: r.accept(tid, body.agent_id))
 
 
 @routes.post("/v1/tasks/{id}/decline")
+@requires(Scope.TASKS)
 @openapi.body(DeclineBody)
 async def decline(request: web.Request) -> web.Response:
     body = await _body(request, DeclineBody)
+    if (refusal := not_self(request, body.agent_id)) is not None:
+        return refusal
     return await _task_op(request, lambda r, tid: r.decline(tid, body.agent_id, body.reason))
 
 
 @routes.post("/v1/tasks/{id}/transfer")
+@requires(Scope.ROUTING)
 @openapi.body(TransferBody)
 async def transfer(request: web.Request) -> web.Response:
     body = await _body(request, TransferBody)
@@ -146,20 +159,23 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/tasks/{id}/wrapup")
+@requires(Scope.TASKS)
 @openapi.body(WrapupBody)
 async def wrapup(request: web.Request) -> web.Response:
     body = await _body(request, WrapupBody)
-    return await _task_op(request, lambda r, tid: r.wrapup(tid, body.disposition, body.note))
+    return await _task_op(request, lambda r, tid: r.wrapup(tid, body.disposition, body.note), held=True)
 
 
 @routes.post("/v1/tasks/{id}/complete")
+@requires(Scope.TASKS)
 @openapi.body(WrapupBody)
 async def complete(request: web.Request) -> web.Response:
     body = await _body(request, WrapupBody)
-    return await _task_op(request, lambda r, tid: r.complete(tid, body.disposition, body.note))
+    return await _task_op(request, lambda r, tid: r.complete(tid, body.disposition, body.note), held=True)
 
 
 @routes.post("/v1/tasks/{id}/abandon")
+@requires(Scope.ROUTING)
 @openapi.body(ReasonBody)
 async def abandon(request: web.Request) -> web.Response:
     """The customer left before an agent accepted (a call hung up, a chat closed): 409 once assigned,
@@ -169,6 +185,7 @@ async def abandon(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/tasks/{id}/cancel")
+@requires(Scope.ROUTING)
 @openapi.body(ReasonBody)
 async def cancel(request: web.Request) -> web.Response:
     """Withdraw a live task in any state (a duplicate, a spam message); its agent's capacity comes back."""
@@ -177,6 +194,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/tasks")
+@requires(Scope.TASKS)
 async def list_tasks(request: web.Request) -> web.Response:
     """Live tasks in waiting-line order (priority, then time waited), optionally of one queue, state
     or agent: what a supervisor watches, how a restart is seen to keep the order, and what an agent
@@ -189,6 +207,10 @@ async def list_tasks(request: web.Request) -> web.Response:
     if router is None:
         return web.json_response({"tasks": [], "active": False})
     queue, state, agent = request.query.get("queue"), request.query.get("state"), request.query.get("agent_id")
+    if (me := restricted_agent(request)) is not None:  # an agent user lists its own tasks only
+        if agent is not None and (refusal := not_self(request, agent)) is not None:
+            return refusal
+        agent = me
     if state is not None and state not in {s.value for s in TaskState}:
         return error_response(422, "validation_failed", f"unknown state {state!r}",
                               [{"field": "state", "message": f"one of {', '.join(TaskState)}"}])
@@ -199,6 +221,7 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/tasks/{id}")
+@requires(Scope.TASKS)
 async def get_task(request: web.Request) -> web.Response:
     """One task, live or finished, as stored: its state, agent, times, disposition and note."""
     service = request.app[keys.ROUTER]
@@ -211,10 +234,13 @@ async def get_task(request: web.Request) -> web.Response:
         task = await conn.run_sync(store.load_task, task_id)
     if task is None:
         return error_response(404, "not_found", "no such task")
+    if (refusal := not_self(request, task.agent_id)) is not None:
+        return refusal
     return web.json_response(task_view(task))
 
 
 @routes.get("/v1/queues")
+@requires(Scope.ROUTING)
 async def list_queues(request: web.Request) -> web.Response:
     service = request.app[keys.ROUTER]
     await service.flush()  # durable state only, as in list_tasks
@@ -228,6 +254,7 @@ async def list_queues(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/agents")
+@requires(Scope.ROUTING)
 async def list_agents(request: web.Request) -> web.Response:
     service = request.app[keys.ROUTER]
     await service.flush()  # durable state only, as in list_tasks
@@ -243,10 +270,13 @@ async def list_agents(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/agents/{id}/presence")
+@requires(Scope.TASKS)
 @openapi.body(PresenceBody)
 async def set_presence(request: web.Request) -> web.Response:
     body = await _body(request, PresenceBody)
     agent_id = request.match_info["id"]
+    if (refusal := not_self(request, agent_id)) is not None:
+        return refusal
     service = request.app[keys.ROUTER]
     try:
         agent = await service.run(lambda r: r.set_presence(agent_id, body.presence))
@@ -257,8 +287,13 @@ async def set_presence(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/agents/ws")
+@requires(Scope.TASKS)
 async def agent_socket(request: web.Request) -> web.StreamResponse:
-    agent_id = request.query.get("agent_id")
+    """The agent console's websocket: offers and task updates out, accept/decline in. With auth on,
+    the token comes as `?token=` (browsers cannot give a websocket headers)."""
+    agent_id = request.query.get("agent_id") or restricted_agent(request)
+    if (refusal := not_self(request, agent_id)) is not None:
+        return refusal
     if not agent_id:
         return error_response(400, "missing_agent_id", "agent_id query parameter is required",
                               [{"field": "agent_id", "message": "required"}])

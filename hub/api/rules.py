@@ -11,6 +11,7 @@ from rules import RulesError, SampleError, evaluate, loads_ruleset, parse_sample
 from schemas import CHANNELS_KEY
 
 from .. import keys
+from ..auth import Scope, requires
 from ..rules_runtime import NoRulesDir, clock_of, reload_rules
 from .errors import error_response
 
@@ -26,6 +27,7 @@ def _issues_response(exc: RulesError, message: str, running: str | None) -> web.
 
 
 @routes.post("/v1/rules/reload")
+@requires(Scope.RULES_ADMIN)
 async def post_reload(request: web.Request) -> web.Response:
     app = request.app
     running = app[keys.RULES].ruleset
@@ -49,6 +51,7 @@ def _sample_field(message: str) -> str:
 
 
 @routes.post("/v1/rules/test")
+@requires(Scope.RULES_ADMIN)
 async def post_test(request: web.Request) -> web.Response:
     """Evaluate a sample against the running rules, or against `rules` (YAML text) in the body."""
     app = request.app

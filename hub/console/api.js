@@ -22,8 +22,25 @@ export class ApiError extends Error {
   }
 }
 
+// With auth enabled on the hub: the bearer token from the login, kept for this tab only
+// (sessionStorage: gone when the tab closes, never shared with other tabs or sent as a cookie).
+const TOKEN_KEY = "omnihub.token";
+let onUnauthorized = () => {};
+
+export const session = {
+  token: () => sessionStorage.getItem(TOKEN_KEY),
+  set: (token) => sessionStorage.setItem(TOKEN_KEY, token),
+  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+  // Called when the hub answers 401 (no, an expired or a revoked token): the page asks to log in.
+  onUnauthorized: (fn) => {
+    onUnauthorized = fn;
+  },
+};
+
 export async function request(method, path, body) {
   const init = { method, headers: { Accept: "application/json" } };
+  const token = session.token();
+  if (token) init.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -41,6 +58,10 @@ export async function request(method, path, body) {
   } catch {
     data = null;
   }
+  if (response.status === 401 && path !== "/v1/auth/login") {
+    session.clear();
+    onUnauthorized();
+  }
   if (!response.ok) {
     throw new ApiError(response.status, data && typeof data === "object" ? data : { message: text.slice(0, 200) });
   }
@@ -50,6 +71,9 @@ export async function request(method, path, body) {
 const seg = encodeURIComponent;
 
 export const api = {
+  me: () => request("GET", "/v1/auth/me"),
+  login: (username, password) => request("POST", "/v1/auth/login", { username, password }),
+  logout: () => request("POST", "/v1/auth/logout"),
   setPresence: (agent, presence) => request("POST", `/v1/agents/${seg(agent)}/presence`, { presence }),
   heldTasks: (agent) => request("GET", `/v1/tasks?agent_id=${seg(agent)}`),
   accept: (task, agent) => request("POST", `/v1/tasks/${seg(task)}/accept`, { agent_id: agent }),

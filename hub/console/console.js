@@ -1,7 +1,7 @@
 // The agent console: one agent's offers, held tasks, the selected task's customer and history,
 // replies and wrap-up. State lives here; the hub stays the source of truth (REST + websocket).
 
-import { api, newKey } from "./api.js";
+import { ApiError, api, newKey, session } from "./api.js";
 import { AgentSocket } from "./socket.js";
 import {
   h, interactionView, offerCard, profileName, profileView, remaining, taskItem, timelineItem,
@@ -12,6 +12,7 @@ const HELD = new Set(["assigned", "wrap_up"]);
 const FINAL_MESSAGE_STATES = new Set(["sent", "delivered", "read", "failed"]);
 
 const state = {
+  user: null, // {name, role, agent_id} once logged in, on a hub with auth enabled
   agent: null,
   socket: null,
   presence: null,
@@ -67,6 +68,56 @@ function setConnection(status, detail) {
   $("#connect").hidden = live;
   $("#disconnect").hidden = !live;
   $("#presence").hidden = status !== "connected";
+  // A websocket refused for an expired token just fails to open; asking who we are turns that
+  // into the hub's 401, which brings the login form back.
+  if (status === "reconnecting" && state.user) api.me().catch(() => {});
+}
+
+// --- login (only when the hub has auth enabled: it answers 401) ---
+
+function showLogin() {
+  disconnect();
+  state.user = null;
+  state.tasks.clear();
+  select(null);
+  renderTasks();
+  $("#sign-in").hidden = true;
+  $("#user").hidden = true;
+  $("#login").hidden = false;
+  notice("Log in to use the console.");
+  $("#username").focus();
+}
+
+function showUser(user) {
+  state.user = user;
+  $("#login").hidden = true;
+  $("#sign-in").hidden = false;
+  $("#user").hidden = false;
+  $("#user-name").textContent = `${user.name} (${user.role})`;
+  notice("");
+  // An agent user acts only as its own agent; supervisors may open any agent's console.
+  $("#agent-id").readOnly = Boolean(user.agent_id);
+  if (user.agent_id) {
+    $("#agent-id").value = user.agent_id;
+    connect(user.agent_id);
+  }
+}
+
+async function logIn(event) {
+  event.preventDefault();
+  const username = $("#username").value.trim();
+  const password = $("#password").value;
+  $("#password").value = "";
+  const done = await attempt("Log in", () => api.login(username, password));
+  if (!done) return;
+  session.set(done.token);
+  showUser(done.user);
+}
+
+async function logOut() {
+  await attempt("Log out", () => api.logout());
+  session.clear();
+  showLogin();
 }
 
 function connect(agent) {
@@ -346,7 +397,10 @@ async function finish(event) {
 
 // --- wiring ---
 
-function start() {
+async function start() {
+  session.onUnauthorized(showLogin);
+  $("#login").addEventListener("submit", logIn);
+  $("#logout").addEventListener("click", logOut);
   $("#sign-in").addEventListener("submit", (event) => {
     event.preventDefault();
     const agent = $("#agent-id").value.trim();
@@ -374,6 +428,17 @@ function start() {
   setConnection("closed", null);
   renderOffers();
   renderTasks();
+  let me;
+  try {
+    me = await api.me();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) showError("Hub", err);
+    return; // 401: the login form is up
+  }
+  if (me.auth_enabled) {
+    showUser(me);
+    if (me.agent_id) return;
+  }
   const agent = new URLSearchParams(location.search).get("agent");
   if (agent) {
     $("#agent-id").value = agent;

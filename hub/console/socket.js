@@ -1,5 +1,8 @@
 // The agent websocket (`GET /v1/agents/ws?agent_id=...`), reconnected after a drop. The hub sends
 // `hello` on each connection and then the offers still pending, so a reconnect needs no replay here.
+// With auth enabled the token rides in the query string: a browser cannot give a websocket headers.
+
+import { session } from "./api.js";
 
 const RETRY_S = [1, 2, 4, 8, 15];
 // Refusals that another try cannot change (the hub does not know this agent).
@@ -23,6 +26,8 @@ export class AgentSocket {
     const url = new URL("../v1/agents/ws", document.baseURI);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("agent_id", this.agentId);
+    const token = session.token();
+    if (token) url.searchParams.set("token", token);
     this.onStatus(this.attempt ? "reconnecting" : "connecting", null);
     const ws = new WebSocket(url);
     this.ws = ws;

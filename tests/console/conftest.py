@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,14 @@ from aiohttp import web
 
 from hub import keys
 from hub.app import create_app
+from hub.auth import KEY_PREFIX, hash_password, new_secret
+from hub.storage import auth_store
 from hub.settings import load_settings
 from tests.adapters.conftest import PUBLIC_BASE_URL
 from tests.adapters.fake_twilio import OUR_NUMBER, FakeTwilio, inbound_params
 from tests.services import unavailable
 
+AGENT_USER, AGENT_PASSWORD = "kim.lee", "kims-console-password"
 CHROMIUM = os.environ.get("OMNIHUB_TEST_CHROMIUM", "/usr/bin/chromium")
 TWILIO_INBOUND = "/channels/sms_twilio/inbound"
 
@@ -65,9 +69,10 @@ class LiveHub:
     With `chat`, the web chat adapter runs too, and `site_url` serves a shop's page embedding the
     widget, from another origin (localhost, not 127.0.0.1), the one allowed_origins names."""
 
-    def __init__(self, tmp: Path, *, chat: bool = False) -> None:
+    def __init__(self, tmp: Path, *, chat: bool = False, auth: bool = False) -> None:
         self.tmp = tmp
         self.chat = chat
+        self.auth = auth  # auth enabled: agent user AGENT_USER (agent kim); the test's calls use an admin key
         self.site_url = ""
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="console-test-hub", daemon=True)
@@ -119,6 +124,7 @@ class LiveHub:
             None, database_url=f"sqlite+aiosqlite:///{self.tmp}/omnihub.db", rules_dir=str(rules_dir),
             blob_dir=str(self.tmp / "blobs"), public_base_url=PUBLIC_BASE_URL, default_region="KR",
             relay_poll_interval_s=0.2, backoffice={"commands_enabled": False}, routing=ROUTING,
+            auth={"enabled": self.auth, "key_cache_s": 0},
             adapters={"sms_twilio": {"account_sid": self.twilio.account_sid,
                                      "auth_token": self.twilio.auth_token,
                                      "from_number": OUR_NUMBER, "api_base": self.twilio.base_url},
@@ -126,8 +132,22 @@ class LiveHub:
         )
         self.app = create_app(settings)
         self.url = await self._serve(self.app)
-        self.http = aiohttp.ClientSession(base_url=self.url)
+        headers = {}
+        if self.auth:
+            headers["Authorization"] = f"Bearer {await self._add_users()}"
+        self.http = aiohttp.ClientSession(base_url=self.url, headers=headers)
         await asyncio.wait_for(self.app[keys.ROUTER].active.wait(), 10)
+
+    async def _add_users(self) -> str:
+        """The agent user the console logs in as, and an admin key (returned) for the test's own calls."""
+        assert self.app is not None
+        key, key_sha256 = new_secret(KEY_PREFIX)
+        async with self.app[keys.ENGINE].begin() as conn:
+            await auth_store.add_user(conn, username=AGENT_USER, password_hash=hash_password(AGENT_PASSWORD),
+                                      role="agent", agent_id="kim", now=datetime.now(UTC))
+            await auth_store.add_key(conn, name="test", key_sha256=key_sha256, scopes=["admin"],
+                                     now=datetime.now(UTC))
+        return key
 
     async def _stop(self) -> None:
         if self.http is not None:
@@ -141,6 +161,13 @@ class LiveHub:
         async def go() -> tuple[int, Any]:
             assert self.http is not None
             async with self.http.request(method, path, json=json) as resp:
+                return resp.status, await resp.json()
+        return self.run(go())
+
+    def call_as(self, token: str, method: str, path: str) -> tuple[int, Any]:
+        async def go() -> tuple[int, Any]:
+            assert self.http is not None
+            async with self.http.request(method, path, headers={"Authorization": f"Bearer {token}"}) as resp:
                 return resp.status, await resp.json()
         return self.run(go())
 

@@ -9,7 +9,9 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from .conftest import LiveHub
+import pytest
+
+from .conftest import AGENT_PASSWORD, AGENT_USER, LiveHub
 
 try:
     from playwright.sync_api import expect
@@ -162,3 +164,43 @@ def test_after_a_dropped_connection_or_a_reload_the_console_shows_what_the_hub_h
     expect(page.locator("#tasks li")).to_have_count(1)
     page.locator("#tasks li").get_by_role("button").click()
     expect(page.locator("#interaction")).to_contain_text("first question")
+
+
+@pytest.mark.parametrize("hub", [{"auth": True}], indirect=True)
+def test_with_auth_an_agent_logs_in_takes_an_offer_and_logs_out(page, hub):
+    page.goto(f"{hub.url}/console/")
+    login = page.get_by_role("form", name="Log in")
+    expect(login).to_be_visible()  # the hub answered 401: the console asks who you are
+    expect(page.locator("#sign-in")).to_be_hidden()
+    page.get_by_label("User").fill(AGENT_USER)
+    page.get_by_label("Password").fill("not-the-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#errors")).to_contain_text("invalid_credentials")
+    page.get_by_label("Password").fill(AGENT_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    # An agent user connects as its own agent at once, its token on the websocket.
+    expect(page.get_by_role("status").filter(has_text="Connected as")).to_have_text("Connected as kim")
+    expect(login).to_be_hidden()
+    expect(page.locator("#user-name")).to_have_text(f"{AGENT_USER} (agent)")
+    page.get_by_role("button", name="Available").click()
+    expect(page.locator("#presence-value")).to_have_text("available")
+
+    hub.text_in(CUSTOMER, "Is my order ready?")
+    offer = offer_card(page)
+    expect(offer).to_contain_text("Is my order ready?")
+    offer.get_by_role("button", name="Accept").click()
+    expect(offer_card(page)).to_have_count(0)
+    [task] = hub.get("/v1/tasks?agent_id=kim")["tasks"]
+    assert task["state"] == "assigned"
+    expect(page.locator("#profile")).to_contain_text(CUSTOMER)  # its own task's customer
+    expect(page.locator("#timeline")).to_contain_text("Is my order ready?")
+    token = page.evaluate("sessionStorage.getItem('omnihub.token')")
+    assert token and token.startswith("oht_")
+
+    page.get_by_role("button", name="Log out").click()
+    expect(login).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('omnihub.token')") is None
+    status, _ = hub.call_as(token, "GET", "/v1/auth/me")
+    assert status == 401  # the session is over at the hub too
+    page.reload()
+    expect(login).to_be_visible()
