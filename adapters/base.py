@@ -178,6 +178,7 @@ class CallUpdated:
     interaction_id: uuid.UUID
     profile_id: uuid.UUID | None
     changed: bool  # False for a repeated or stale report: nothing stored or emitted
+    status: str | None = None  # the call's status after the report
 
 
 class IngestOutcome(Protocol):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
@@ -41,7 +42,8 @@ from adapters.base import (
     Webhook,
 )
 from adapters.registry import build
-from schemas import CHANNELS_KEY, Interaction
+from routing import RoutingError, TaskState
+from schemas import CHANNELS_KEY, Interaction, call_status_rank
 
 from . import keys
 from .adapter_state import DbStateStore
@@ -51,6 +53,7 @@ from .blobs import FileBlobStore
 from .call_updates import apply_call_update_async
 from .outbound import record_status_async
 from .pipeline import PipelineStopped
+from .router_service import RouterUnavailable
 
 log = logging.getLogger("omnihub.adapters")
 
@@ -251,8 +254,33 @@ def _status_for(app: web.Application, cls: type[ChannelAdapter]):
 def _call_update_for(app: web.Application, cls: type[ChannelAdapter]):
     @guard_outages
     async def update_call(update_: CallUpdate):
-        return await apply_call_update_async(app[keys.ENGINE], cls.channel, cls.provider, update_,
-                                             context=app[keys.VALIDATION_CONTEXT], notify=app[keys.RELAY].notify,
-                                             now=datetime.now(UTC))
+        result = await apply_call_update_async(app[keys.ENGINE], cls.channel, cls.provider, update_,
+                                               context=app[keys.VALIDATION_CONTEXT],
+                                               notify=app[keys.RELAY].notify, now=datetime.now(UTC))
+        if result is not None and result.changed and call_status_rank(result.status) == _CALL_ENDED:
+            await _abandon_unanswered(app, result.interaction_id)
+        return result
 
     return update_call
+
+
+_CALL_ENDED = 3  # schemas.call_status_rank of any final status
+
+
+async def _abandon_unanswered(app: web.Application, interaction_id: uuid.UUID) -> None:
+    """A call that ended while its task still waited for an agent (the caller hung up in the queue,
+    or the call was answered elsewhere): nobody can take it any more, so the task is abandoned
+    (`task.abandoned`) rather than offered to an agent who would find no caller. A task an agent
+    accepted stays with them for wrap-up."""
+    service = app[keys.ROUTER]
+    router = service.router
+    if router is None:
+        return
+    wanted = str(interaction_id)
+    for task in router.tasks():
+        if task.interaction_id == wanted and task.state in (TaskState.WAITING, TaskState.OFFERED):
+            try:
+                await service.run(lambda r, task_id=task.id: r.abandon(task_id))
+            except (RoutingError, RouterUnavailable) as exc:  # accepted meanwhile, or no longer routing here
+                log.info("call ended; its task was not abandoned", extra={"task_id": task.id, "reason": str(exc)})
+            return

@@ -49,7 +49,7 @@ def apply_call_update(conn: Connection, channel: str, provider: str, upd: CallUp
     conn.execute(update(interactions).where(c.id == row.id).values(document=text))
     conn.execute(outbox.insert().values(**event_row(
         EventType.INTERACTION_UPDATED, now=now, data_json=text, channel=channel, subject=row.profile_id)))
-    return CallUpdated(row.id, row.profile_id, changed=True)
+    return CallUpdated(row.id, row.profile_id, changed=True, status=merged.get("status"))
 
 
 def merge_call(stored: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from adapters.base import AdapterDeps, PayloadError, PermanentSendError
 from adapters.registry import AdapterConfigError
 from adapters.voice_twilio import TwilioVoiceAdapter, TwilioVoiceConfig
+from hub import keys
 from hub.app import create_app
 from hub.settings import load_settings
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
@@ -32,7 +33,7 @@ from tests.adapters.voice_support import (
     timeline,
     twilio_post,
 )
-from tests.hub.conftest import count_rows
+from tests.hub.conftest import count_rows, eventually
 
 
 def make_hub(aiohttp_client, make_settings, tmp_path, **voice):
@@ -294,3 +295,61 @@ async def test_logs_never_carry_the_callers_number_or_the_auth_token(hub, caplog
     assert "call in" in logged and "webhook refused" in logged
     for secret in (CUSTOMER, "1012345678", OUR_NUMBER, AUTH_TOKEN):
         assert secret not in logged
+
+
+# --- a call and its routing task ---
+VOICE_RULES = """\
+rules:
+  - name: calls-to-support
+    on: interaction.received
+    when: {all: [{field: interaction.channel, op: eq, value: voice}]}
+    then:
+      - route: {queue: support}
+"""
+
+
+async def routed_hub(aiohttp_client, make_settings, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "calls.yaml").write_text(VOICE_RULES, encoding="utf-8")
+    routing = {"queues": [{"name": "support", "sla_s": 30}], "agents": [{"id": "alice"}], "poll_interval_s": 0.05}
+    hub = await aiohttp_client(create_app(make_settings(
+        public_base_url=PUBLIC_BASE_URL, blob_dir=str(tmp_path / "blobs"), adapters={"voice_twilio": VOICE},
+        rules_dir=str(rules), routing=routing)))
+    await hub.app[keys.ROUTER].active.wait()
+    return hub
+
+
+async def call_task(hub) -> dict:
+    async def one() -> bool:
+        return len((await (await hub.get("/v1/tasks")).json())["tasks"]) == 1
+    await eventually(one)
+    [task] = (await (await hub.get("/v1/tasks")).json())["tasks"]
+    return task
+
+
+async def test_a_caller_who_hangs_up_before_an_agent_takes_the_call_abandons_its_task(aiohttp_client, make_settings,
+                                                                                         tmp_path):
+    hub = await routed_hub(aiohttp_client, make_settings, tmp_path)
+    sid = call_sid()
+    await call_in(hub, sid)
+    task = await call_task(hub)
+    assert task["state"] == "waiting"  # alice is offline: the caller waits
+    await report(hub, sid, QueueResult="hangup", QueueTime="40", CallStatus="in-progress")
+    await report(hub, sid, status="completed", CallDuration="48")
+    shown = await (await hub.get(f"/v1/tasks/{task['id']}")).json()
+    assert shown["state"] == "abandoned"
+    assert any(k.startswith("task.abandoned.") for k in await outbox_keys(hub))
+
+
+async def test_a_call_an_agent_accepted_stays_with_the_agent_when_it_ends(aiohttp_client, make_settings, tmp_path):
+    hub = await routed_hub(aiohttp_client, make_settings, tmp_path)
+    sid = call_sid()
+    await call_in(hub, sid)
+    task = await call_task(hub)
+    assert (await hub.post("/v1/agents/alice/presence", json={"presence": "available"})).status == 200
+    accepted = await hub.post(f"/v1/tasks/{task['id']}/accept", json={"agent_id": "alice"})
+    assert accepted.status == 200, await accepted.text()
+    await report(hub, sid, status="completed", CallDuration="95")
+    shown = await (await hub.get(f"/v1/tasks/{task['id']}")).json()
+    assert (shown["state"], shown["agent_id"]) == ("assigned", "alice")
