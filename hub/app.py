@@ -29,19 +29,15 @@ from .api import routing as routing_api
 from .api import rules as rules_api
 from .api.errors import add_json_routes, add_not_routed
 from .campaigns import CampaignRunner
-from .consent_step import consent_step
 from .dispatcher import Dispatcher
 from .commands import CommandConsumer
-from .identity import ProfilePolicy
+from .ingest_setup import ingest_pipeline
 from .metrics import Metrics
 from .outbound import accept_command
 from .outbox import OutboxRelay
-from .pipeline import Pipeline
 from .router_service import RouterService
 from .rules_step import RulesStep
-from .routing_step import RoutingStep
 from .rules_runtime import rules_ctx, scheduler_ctx
-from .segments import SegmentSet
 from .scheduled_sends import ScheduledSender
 from .settings import ConfigError, Settings
 from .templates import TemplateProblem, TemplateSet
@@ -119,18 +115,9 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _pipeline(app: web.Application) -> AsyncIterator[None]:
-    pipeline = Pipeline(
-        app[keys.ENGINE],
-        # The ingest steps, in order. Rules first: later steps read ctx.actions (route, escalate).
-        steps=[app[keys.RULES], consent_step],
-        batch_max=app[keys.SETTINGS].ingest_batch_max,
-        policy=ProfilePolicy(app[keys.SETTINGS].merge_policy, app[keys.SETTINGS].value_score,
-                             SegmentSet(app[keys.SETTINGS].segments)),
-        on_commit=[app[keys.RELAY].notify],
-    )
+    pipeline = ingest_pipeline(app[keys.SETTINGS], app[keys.ENGINE], app[keys.RULES],
+                               on_commit=[app[keys.RELAY].notify])
     app[keys.PIPELINE] = pipeline
-    # routing (issue 6): after the rules step, so it sees their route actions.
-    pipeline.steps.append(RoutingStep(app[keys.SETTINGS].routing))
     await pipeline.start()
     yield
     await pipeline.stop()

@@ -33,14 +33,11 @@ from adapters.pos import PosAdapter, PosConfig, PosMapping, PosTransaction, erro
 from adapters.registry import AdapterConfigError, available, validate_config
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY, Interaction, OmnihubError
 
-from .consent_step import consent_step
-from .identity import ProfilePolicy
+from .ingest_setup import ingest_pipeline
 from .logs import configure_logging
 from .pipeline import Pipeline
-from .routing_step import RoutingStep
-from .rules_runtime import load_dir, record_ruleset
+from .rules_runtime import load_rules
 from .rules_step import RulesStep
-from .segments import SegmentSet
 from .settings import Settings, load_settings
 from .storage.engine import create_engine
 from .storage.migrate import upgrade
@@ -217,13 +214,8 @@ async def _pipeline(settings: Settings, engine: Any) -> Pipeline:
     if settings.rules_dir is not None:
         installed = available()
         channels = BUILTIN_CHANNELS | {installed[n].channel for n in settings.adapters if n in installed}
-        ruleset, sources = await asyncio.to_thread(load_dir, settings.rules_dir, channels)
-        await record_ruleset(engine, ruleset, sources, datetime.now(UTC))
-        rules.swap(ruleset)
-    pipeline = Pipeline(
-        engine, steps=[rules, consent_step, RoutingStep(settings.routing)], batch_max=settings.ingest_batch_max,
-        policy=ProfilePolicy(settings.merge_policy, settings.value_score, SegmentSet(settings.segments)),
-    )
+        rules.swap(await load_rules(settings.rules_dir, channels, engine, datetime.now(UTC)))
+    pipeline = ingest_pipeline(settings, engine, rules)
     await pipeline.start()
     return pipeline
 

@@ -107,14 +107,23 @@ def warn_unknown_templates(ruleset: Ruleset, templates: TemplateSet) -> None:
                                         f"(templates / templates_dir): its messages will fail")
 
 
+async def load_rules(rules_dir: str | Path, channels: Collection[str], engine: AsyncEngine, now: datetime,
+                     templates: TemplateSet | None = None) -> Ruleset:
+    """Read and compile `rules_dir` (RulesError lists every issue), warn about templates the hub does
+    not have, and record the ruleset's text under its version."""
+    ruleset, sources = await asyncio.to_thread(load_dir, rules_dir, channels)
+    if templates is not None:
+        warn_unknown_templates(ruleset, templates)
+    await record_ruleset(engine, ruleset, sources, now)
+    return ruleset
+
+
 async def reload_rules(app: web.Application) -> Ruleset:
     """Re-read `rules_dir`; on success swap it in and return it. RulesError leaves the old rules."""
     rules_dir = app[keys.SETTINGS].rules_dir
     if rules_dir is None:
         raise NoRulesDir("no rules_dir is configured; set rules_dir (OMNIHUB_RULES_DIR) to load rules")
-    ruleset, sources = await asyncio.to_thread(load_dir, rules_dir, _channels(app))
-    warn_unknown_templates(ruleset, app[keys.TEMPLATES])
-    await record_ruleset(app[keys.ENGINE], ruleset, sources, clock_of(app)())
+    ruleset = await load_rules(rules_dir, _channels(app), app[keys.ENGINE], clock_of(app)(), app[keys.TEMPLATES])
     previous = app[keys.RULES].swap(ruleset)
     log.info("rules reloaded", extra={"version": ruleset.version,
                                       "previous": previous.version if previous else None})
@@ -127,9 +136,7 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
     step = RulesStep()
     app[keys.RULES] = step
     if rules_dir is not None:
-        ruleset, sources = await asyncio.to_thread(load_dir, rules_dir, _channels(app))
-        warn_unknown_templates(ruleset, app[keys.TEMPLATES])
-        await record_ruleset(app[keys.ENGINE], ruleset, sources, clock_of(app)())
+        ruleset = await load_rules(rules_dir, _channels(app), app[keys.ENGINE], clock_of(app)(), app[keys.TEMPLATES])
         step.swap(ruleset)
         log.info("rules loaded", extra={"version": ruleset.version, "rules": len(ruleset.rules)})
         for warning in ruleset.warnings:

@@ -89,6 +89,6 @@ def _outbox(outbox: dict[str, Any]) -> list[str]:
     for key, counts in outbox["routing_keys"].items():
         lines.append(f"  {key:<32} {counts['pending']:>3} waiting  {counts['published']:>3} published")
     if broker == "disabled":
-        lines.append(f"  With OMNIHUB_AMQP_URL set (e.g. amqp://guest:guest@127.0.0.1:5672/%2F) the relay publishes")
+        lines.append("  With OMNIHUB_AMQP_URL set (e.g. amqp://guest:guest@127.0.0.1:5672/%2F) the relay publishes")
         lines.append(f"  them to the '{outbox['exchange']}' topic exchange, these routing keys, in order.")
     return lines
