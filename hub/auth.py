@@ -185,7 +185,8 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _credential(request: web.Request) -> str | None:
+def credential(request: web.Request) -> str | None:
+    """The bearer credential a request carries."""
     header = request.headers.get("Authorization")
     if header is not None:
         kind, _, value = header.partition(" ")
@@ -230,10 +231,10 @@ class Authenticator:
 
     async def authorize(self, need: Scope | str, request: web.Request) -> web.Response | None:
         """None when the request may go on (its Principal stored on it), else the 401 or 403 answer."""
-        credential = _credential(request)
-        if credential is None:
+        given = credential(request)
+        if given is None:
             return unauthorized("this needs credentials: Authorization: Bearer <token or API key>")
-        who = await self.verify(credential)
+        who = await self.verify(given)
         if who is None:
             return unauthorized("the token or API key is invalid, expired or revoked")
         if need != AUTHENTICATED and not who.allows(need):
@@ -307,8 +308,3 @@ def _user_principal(user: store.UserRow, expires_at: float) -> Principal:
     role = Role(user.role)
     return Principal(name=user.username, kind="user", scopes=expand(ROLE_SCOPES[role]), role=role.value,
                      agent_id=user.agent_id if role is Role.AGENT else None, expires_at=expires_at)
-
-
-def credential(request: web.Request) -> str | None:
-    """The bearer credential a request carries (for logout)."""
-    return _credential(request)

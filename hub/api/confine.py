@@ -9,7 +9,7 @@ import uuid
 from aiohttp import web
 from sqlalchemy import select
 
-from routing import TaskState
+from routing import TaskState, UnknownTask
 
 from .. import keys
 from ..auth import Scope, forbidden, restricted_agent
@@ -31,8 +31,10 @@ async def task_holder(request: web.Request, task_id: str) -> str | None:
     """The agent a live task is offered to or held by (None: nobody, or no such live task)."""
     service = request.app[keys.ROUTER]
     if service.router is not None:
-        task = next((t for t in service.router.tasks() if t.id == task_id), None)
-        return task.agent_id if task is not None else None
+        try:
+            return service.router.task(task_id).agent_id
+        except UnknownTask:
+            return None
     try:
         key = uuid.UUID(task_id)
     except ValueError:
