@@ -29,8 +29,8 @@ if __package__ in (None, ""):
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
-from hub.identity import IdentityPlan  # noqa: E402
-from hub.storage import ingest_store as store  # noqa: E402
+from hub.profiles.identity import IdentityPlan  # noqa: E402
+from hub.storage import batch as store  # noqa: E402
 from hub.storage.engine import create_engine  # noqa: E402
 from hub.storage.migrate import upgrade  # noqa: E402
 from hub.storage.models import identifiers, profiles  # noqa: E402

@@ -29,7 +29,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hub.amqp import CLOUDEVENTS_JSON, ConfirmPublisher, OutgoingMessage  # noqa: E402
+from hub.broker.amqp import CLOUDEVENTS_JSON, ConfirmPublisher, OutgoingMessage  # noqa: E402
 
 ROUTING_KEY = "interaction.received.sms"
 # Client CPU per message of the last timed run, in microseconds: steadier than msg/s on a shared

@@ -11,40 +11,40 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hub import keys
+from hub.access.auth import Authenticator, Scope, requires
+from hub.api import asyncapi as asyncapi_api
+from hub.api import auth as auth_api
+from hub.api import campaigns as campaigns_api
+from hub.api import console as console_api
+from hub.api import interactions as interactions_api
+from hub.api import messages as messages_api
+from hub.api import meta as meta_api
+from hub.api import openapi
+from hub.api import outbox as outbox_api
+from hub.api import profiles as profiles_api
+from hub.api import routing as routing_api
+from hub.api import rules as rules_api
+from hub.api.errors import add_json_routes, add_not_routed
+from hub.assignment.router_service import RouterService
+from hub.automation.runtime import rules_ctx, scheduler_ctx
+from hub.backoffice.commands import CommandConsumer
+from hub.broker import outbox_store as repo
+from hub.broker.relay import OutboxRelay
+from hub.broker.topology import Topology
+from hub.channels.runtime import adapters_ctx, channel_adapters, mount_adapters
+from hub.ingest.rules_step import RulesStep
+from hub.ingest.setup import ingest_pipeline
+from hub.metrics import Metrics
+from hub.outbound.campaigns import CampaignRunner
+from hub.outbound.dispatcher import Dispatcher
+from hub.outbound.messages import accept_command
+from hub.outbound.scheduled_sends import ScheduledSender
+from hub.outbound.templates import TemplateProblem, TemplateSet
+from hub.settings import ConfigError, Settings
+from hub.storage.engine import create_engine, writer
+from hub.storage.migrate import upgrade
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
-
-from . import keys, openapi
-from .auth import Authenticator, Scope, requires
-from .api import auth as auth_api
-from .adapters_runtime import adapters_ctx, channel_adapters, mount_adapters
-from .api import interactions as interactions_api
-from .api import messages as messages_api
-from .api import outbox as outbox_api
-from .api import asyncapi as asyncapi_api
-from .api import campaigns as campaigns_api
-from .api import console as console_api
-from .api import meta as meta_api
-from .api import profiles as profiles_api
-from .api import routing as routing_api
-from .api import rules as rules_api
-from .api.errors import add_json_routes, add_not_routed
-from .campaigns import CampaignRunner
-from .dispatcher import Dispatcher
-from .commands import CommandConsumer
-from .ingest_setup import ingest_pipeline
-from .metrics import Metrics
-from .outbound import accept_command
-from .outbox import OutboxRelay
-from .router_service import RouterService
-from .rules_step import RulesStep
-from .rules_runtime import rules_ctx, scheduler_ctx
-from .scheduled_sends import ScheduledSender
-from .settings import ConfigError, Settings
-from .templates import TemplateProblem, TemplateSet
-from .storage import repositories as repo
-from .storage.engine import create_engine, writer
-from .storage.migrate import upgrade
-from .topology import Topology
 
 log = logging.getLogger("omnihub")
 
@@ -115,7 +115,9 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _pipeline(app: web.Application) -> AsyncIterator[None]:
-    pipeline = ingest_pipeline(app[keys.SETTINGS], app[keys.ENGINE], app[keys.RULES],
+    rules_step = RulesStep(app[keys.RULES])
+    app[keys.RULES_STEP] = rules_step
+    pipeline = ingest_pipeline(app[keys.SETTINGS], app[keys.ENGINE], rules_step,
                                on_commit=[app[keys.RELAY].notify])
     app[keys.PIPELINE] = pipeline
     await pipeline.start()
@@ -149,7 +151,7 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
     runner = CampaignRunner(app[keys.ENGINE], lambda: channel_adapters(app), app[keys.TEMPLATES],
                             quiet_hours=settings.quiet_hours, notify=dispatcher.notify)
     app[keys.CAMPAIGNS] = runner
-    app[keys.PIPELINE].on_commit.append(functools.partial(_wake_for_sends, app[keys.RULES], sends))
+    app[keys.PIPELINE].on_commit.append(functools.partial(_wake_for_sends, app[keys.RULES_STEP], sends))
     await dispatcher.start()
     await sends.start()
     await runner.start()

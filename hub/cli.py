@@ -1,22 +1,23 @@
-"""The `omnihub` command."""
+"""The `omnihub` command: a table of the commands each capability registers, and the hub's own."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
 
 import routing.cli
-import rules.cli
+import rules
+from hub.access import cli as access_cli
+from hub.automation import cli as automation_cli
+from hub.backoffice.connectors import cli as connectors_cli
+from hub.broker import cli as broker_cli
+from hub.demo import command as demo_command
+from hub.ingest import pos_import
+from hub.settings import ConfigError, Settings, load_settings
+from hub.storage import cli as storage_cli
 from schemas.export import SCHEMA_MODELS, json_schema
-
-from . import auth_cli, pos_import, rules_replay
-from . import asyncapi_cli, dlq_cli  # back-office (issue 7)
-from .connectors import cli as connectors_cli  # back-office (issue 7)
-from .demo import command as demo_command
-from .settings import ConfigError, Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -27,9 +28,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from . import keys
-    from .app import create_app
-    from .logs import configure_logging
+    from hub import keys
+    from hub.app import create_app
+    from hub.logs import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_level)
@@ -62,24 +63,6 @@ async def _settle_gc(_app: object) -> None:
     gc.set_threshold(10_000)
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from .storage.engine import create_engine
-    from .storage.migrate import current_revisions, upgrade
-
-    settings = _settings(args)
-
-    async def run() -> tuple[str, ...]:
-        engine = create_engine(settings.database_url)
-        try:
-            await upgrade(engine)
-            return await current_revisions(engine)
-        finally:
-            await engine.dispose()
-
-    print(f"database at revision {', '.join(asyncio.run(run()))}")
-    return 0
-
-
 def cmd_config(args: argparse.Namespace) -> int:
     print(json.dumps(_settings(args).masked(), indent=2))
     return 0
@@ -92,22 +75,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omnihub", description="Omnichannel contact-center integration hub")
-    parser.add_argument("--config", help="YAML config file (OMNIHUB_* environment variables override it)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The hub's own: serve, config, schema."""
     serve = sub.add_parser("serve", help="run the hub (HTTP API, adapters, outbox relay)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--config", default=argparse.SUPPRESS, help="YAML config file")
     serve.set_defaults(func=cmd_serve)
-
-    demo_command.add_command(sub)
-
-    migrate = sub.add_parser("migrate", help="apply database migrations (serve also does at start)")
-    migrate.add_argument("--config", default=argparse.SUPPRESS, help="YAML config file")
-    migrate.set_defaults(func=cmd_migrate)
 
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")
     config.add_argument("--config", default=argparse.SUPPRESS, help="YAML config file")
@@ -117,17 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("name", nargs="?", choices=sorted(SCHEMA_MODELS))
     schema.set_defaults(func=cmd_schema)
 
-    rules_cmd = sub.add_parser("rules", help="check and dry-run rule files")
-    rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True, metavar="COMMAND")
-    rules.cli.add_commands(rules_sub)
-    rules_replay.add_command(rules_sub)
-    routing.cli.add_commands(sub)
-    pos_import.add_command(sub)  # POS adapter: `omnihub import pos FILE`
-    # --- back-office (issue 7) ---
-    connectors_cli.add_command(sub)
-    dlq_cli.add_command(sub)
-    asyncapi_cli.add_command(sub)
-    auth_cli.add_commands(sub)  # `users` and `keys`
+
+# Each capability registers its own commands; the order is the order `omnihub --help` lists them.
+COMMANDS = (
+    add_commands,                  # serve, config, schema
+    demo_command.add_command,      # demo
+    storage_cli.add_command,       # migrate
+    automation_cli.add_commands,   # rules check|test|replay
+    routing.cli.add_commands,      # simulate, staffing
+    pos_import.add_command,        # import pos
+    connectors_cli.add_command,    # worker sql|file|http
+    broker_cli.add_commands,       # dlq, asyncapi
+    access_cli.add_commands,       # users, keys
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnihub", description="Omnichannel contact-center integration hub")
+    parser.add_argument("--config", help="YAML config file (OMNIHUB_* environment variables override it)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMANDS:
+        register(sub)
     return parser
 
 

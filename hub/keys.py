@@ -11,22 +11,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from adapters.base import ChannelAdapter
-
-    from .auth import Authenticator
-
-    from .blobs import FileBlobStore
-    from .campaigns import CampaignRunner
-    from .dispatcher import Dispatcher
-    from .commands import CommandConsumer, OutboundSender
-    from .metrics import Metrics
-    from .outbox import OutboxRelay
-    from .pipeline import Pipeline
-    from .router_service import RouterService
-    from .rules_step import RulesStep
-    from .scheduled_sends import ScheduledSender
-    from .scheduler import Scheduler
-    from .settings import Settings
-    from .templates import TemplateSet
+    from hub.access.auth import Authenticator
+    from hub.assignment.router_service import RouterService
+    from hub.automation.live import LiveRules
+    from hub.automation.scheduler import Scheduler
+    from hub.backoffice.commands import CommandConsumer, OutboundSender
+    from hub.broker.relay import OutboxRelay
+    from hub.channels.blobs import FileBlobStore
+    from hub.ingest.pipeline import Pipeline
+    from hub.ingest.rules_step import RulesStep
+    from hub.metrics import Metrics
+    from hub.outbound.campaigns import CampaignRunner
+    from hub.outbound.dispatcher import Dispatcher
+    from hub.outbound.scheduled_sends import ScheduledSender
+    from hub.outbound.templates import TemplateSet
+    from hub.settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
@@ -36,7 +35,8 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 VALIDATION_CONTEXT: web.AppKey[dict] = web.AppKey("validation_context", dict)
 ROUTER: web.AppKey[RouterService] = web.AppKey("router")  # routing (issue 6)
 # --- rules (issue 5) ---
-RULES: web.AppKey[RulesStep] = web.AppKey("rules")  # holds the running ruleset
+RULES: web.AppKey[LiveRules] = web.AppKey("rules")  # the running ruleset, which reloads swap
+RULES_STEP: web.AppKey[RulesStep] = web.AppKey("rules_step")  # the ingest step that runs it
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler")
 # Set before start-up to drive timers and schedules in virtual time (tests); default: the wall clock.
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")

@@ -26,9 +26,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from routing import Capacity, Queue, RouterConfig
+from rules.segments import compile_segments
 from schemas import IdentifierType, OmnihubError
-
-from .segments import compile_segments
 
 ENV_PREFIX = "OMNIHUB_"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import keys
-from ..auth import PUBLIC, requires
-from ..asyncapi import document
-from ..topology import Topology
+from hub import keys
+from hub.access.auth import PUBLIC, requires
+from hub.broker.asyncapi import document
+from hub.broker.topology import Topology
 
 routes = web.RouteTableDef()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import keys, openapi
-from ..auth import AUTHENTICATED, PUBLIC, credential, principal, requires
-from .errors import error_response
+from hub import keys
+from hub.access.auth import AUTHENTICATED, PUBLIC, credential, principal, requires
+from hub.api import openapi
+from hub.http_errors import error_response
 
 routes = web.RouteTableDef()
 

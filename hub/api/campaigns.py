@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from .. import keys
-from ..auth import Scope, requires
-from ..campaigns import CampaignRequest, create, stats, view_of
-from ..openapi import body
-from ..outbound import OutboundRefused
-from ..storage.engine import writer
-from .errors import error_response
+from hub import keys
+from hub.access.auth import Scope, requires
+from hub.api.openapi import body
+from hub.http_errors import error_response
+from hub.outbound.campaigns import CampaignRequest, create, stats, view_of
+from hub.outbound.messages import OutboundRefused
+from hub.storage.engine import writer
 
 routes = web.RouteTableDef()
 

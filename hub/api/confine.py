@@ -9,11 +9,10 @@ import uuid
 from aiohttp import web
 from sqlalchemy import select
 
+from hub import keys
+from hub.access.auth import Scope, forbidden, restricted_agent
+from hub.storage.routing_models import tasks
 from routing import TaskState, UnknownTask
-
-from .. import keys
-from ..auth import Scope, forbidden, restricted_agent
-from ..storage.routing_models import tasks
 
 _HOLDING = (TaskState.OFFERED, TaskState.ASSIGNED, TaskState.WRAP_UP)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..auth import PUBLIC, requires
-from .errors import error_response
+from hub.access.auth import PUBLIC, requires
+from hub.http_errors import error_response
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 _TYPES = {

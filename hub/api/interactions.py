@@ -8,14 +8,13 @@ import uuid
 from aiohttp import web
 from sqlalchemy import select
 
+from hub import keys
+from hub.access.auth import Scope, requires
+from hub.api.confine import profile_refusal
+from hub.api.openapi import body
+from hub.http_errors import answer_for, answers_its_errors, error_response
+from hub.storage.models import interactions
 from schemas import Interaction
-
-from .. import keys
-from ..auth import Scope, requires
-from ..openapi import body
-from ..storage.models import interactions
-from .confine import profile_refusal
-from .errors import answer_for, answers_its_errors, error_response
 
 routes = web.RouteTableDef()
 

@@ -14,16 +14,16 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from .. import keys
-from ..auth import Scope, forbidden, requires, restricted_agent
-from ..adapters_runtime import channel_adapters
-from ..openapi import body
-from ..outbound import MessageRequest, OutboundRefused, accept
-from ..storage.engine import writer
-from ..storage.models import interactions
-from ..storage.outbound_models import messages
-from .confine import profile_refusal
-from .errors import error_response
+from hub import keys
+from hub.access.auth import Scope, forbidden, requires, restricted_agent
+from hub.api.confine import profile_refusal
+from hub.api.openapi import body
+from hub.channels.runtime import channel_adapters
+from hub.http_errors import error_response
+from hub.outbound.messages import MessageRequest, OutboundRefused, accept
+from hub.storage.engine import writer
+from hub.storage.models import interactions
+from hub.storage.outbound_models import messages
 
 routes = web.RouteTableDef()
 

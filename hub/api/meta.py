@@ -7,11 +7,10 @@ import asyncio
 from aiohttp import web
 from sqlalchemy import text
 
+from hub import keys
+from hub.access.auth import PUBLIC, requires
+from hub.broker import outbox_store as repo
 from schemas.export import json_schema
-
-from .. import keys
-from ..auth import PUBLIC, requires
-from ..storage import repositories as repo
 
 routes = web.RouteTableDef()
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import keys
-from ..auth import Scope, requires
-from ..storage import repositories as repo
+from hub import keys
+from hub.access.auth import Scope, requires
+from hub.broker import outbox_store as repo
 
 routes = web.RouteTableDef()
 

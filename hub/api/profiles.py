@@ -17,16 +17,16 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy import Connection
 
+from hub import keys
+from hub.access.auth import Scope, requires
+from hub.api import openapi
+from hub.api.confine import profile_refusal
+from hub.http_errors import error_response
+from hub.profiles import store as repo
+from hub.profiles.segments import SEGMENTS, SegmentSet, refresh
+from hub.storage.engine import writer
 from schemas import parse_identifier
 from schemas.profile import Profile, ProfilePatch, Rfm
-
-from .. import keys, openapi
-from ..auth import Scope, requires
-from ..segments import SEGMENTS, SegmentSet, refresh
-from ..storage import profiles_repo as repo
-from ..storage.engine import writer
-from .confine import profile_refusal
-from .errors import error_response
 
 routes = web.RouteTableDef()
 

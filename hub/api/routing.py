@@ -20,6 +20,13 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub import keys
+from hub.access.auth import Scope, requires, restricted_agent
+from hub.api import openapi
+from hub.api.confine import not_self, task_holder
+from hub.assignment import store as store
+from hub.assignment.router_service import RouterUnavailable, task_view
+from hub.http_errors import error_response
 from routing import (
     InvalidTransition,
     Presence,
@@ -32,13 +39,6 @@ from routing import (
     UnknownTask,
     as_datetime,
 )
-
-from .. import keys, openapi
-from ..auth import Scope, requires, restricted_agent
-from ..router_service import RouterUnavailable, task_view
-from ..storage import routing_store as store
-from .confine import not_self, task_holder
-from .errors import error_response
 
 log = logging.getLogger("omnihub.api.routing")
 routes = web.RouteTableDef()

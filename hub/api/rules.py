@@ -7,13 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import keys
+from hub.access.auth import Scope, requires
+from hub.automation.runtime import NoRulesDir, clock_of, reload_rules
+from hub.http_errors import error_response
 from rules import RulesError, SampleError, evaluate, loads_ruleset, parse_sample
 from schemas import CHANNELS_KEY
-
-from .. import keys
-from ..auth import Scope, requires
-from ..rules_runtime import NoRulesDir, clock_of, reload_rules
-from .errors import error_response
 
 routes = web.RouteTableDef()
 

@@ -1,1 +1,7 @@
-"""`omnihub demo`: the hub shown end to end on a fresh machine (bundled config, SQLite, no broker)."""
+"""`omnihub demo`: the hub shown end to end on a fresh machine (bundled config, SQLite, no broker).
+
+Start at command.py. It builds the real app (hub/app.py) and drives it as a customer and an agent
+would (story.py), then reads back and reports what happened (readback.py, report.py).
+
+May import: app and everything below it. Nothing imports it but the CLI.
+"""

@@ -17,12 +17,12 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.engine import make_url
 
-from ..app import create_app
-from ..logs import configure_logging
-from ..settings import Settings, load_settings
-from .readback import read_back
-from .report import explore, render
-from .story import tell
+from hub.app import create_app
+from hub.demo.readback import read_back
+from hub.demo.report import explore, render
+from hub.demo.story import tell
+from hub.logs import configure_logging
+from hub.settings import Settings, load_settings
 
 # Package data (pyproject's [tool.setuptools.package-data]): a settings file and a rules directory.
 DEMO_DIR = Path(__file__).parent

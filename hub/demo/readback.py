@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .story import CUSTOMER_PHONE
+from hub.demo.story import CUSTOMER_PHONE
 
 # Tasks are routed by the router after the commit, a few milliseconds later; past this, the
 # summary shows them as they are (e.g. still waiting) rather than hold the demo up.

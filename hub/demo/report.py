@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .readback import Readback
-from .story import Story
+from hub.demo.readback import Readback
+from hub.demo.story import Story
 
 _RULE = "-" * 78
 

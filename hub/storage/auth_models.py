@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
 
-from .models import UTCDateTime, metadata
+from hub.storage.models import UTCDateTime, metadata
 
 users = Table(
     "users",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, String, Table, Text
 
-from .models import UTCDateTime, metadata
+from hub.storage.models import UTCDateTime, metadata
 
 # One row per command applied or refused, keyed by the AMQP message_id: written in the command's own
 # transaction, so a redelivered or re-sent command (same message_id) is recognised and not applied

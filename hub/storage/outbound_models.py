@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Index, Integer, String, Table, Text, UniqueConstraint, Uuid, text
 
-from .models import UTCDateTime, metadata
+from hub.storage.models import UTCDateTime, metadata
 
 MESSAGE_STATES = ("queued", "sending", "sent", "delivered", "read", "failed")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, Uuid, text
 
-from .models import AutoBigInt, UTCDateTime, metadata
+from hub.storage.models import AutoBigInt, UTCDateTime, metadata
 
 queues = Table(
     "queues",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Index, String, Table, Text, UniqueConstraint, Uuid, text
 
-from .models import UTCDateTime, metadata
+from hub.storage.models import UTCDateTime, metadata
 
 TIMER_STATES = ("pending", "fired", "cancelled")
 

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.base import HubUnavailable
 from hub import keys
-from hub.pipeline import PipelineStopped
+from hub.ingest.pipeline import PipelineStopped
 from tests.hub.conftest import eventually
 
 from .email_hub import deliver, start_email_hub

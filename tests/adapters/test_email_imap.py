@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 
 from adapters.email.imap_wire import already_exists
-from hub.adapters_runtime import guard_outages
-from hub.pipeline import IngestContext, Pipeline
+from hub.channels.runtime import guard_outages
+from hub.ingest.pipeline import IngestContext, Pipeline
 from hub.storage.engine import create_engine
 from hub.storage.migrate import upgrade
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from adapters.base import DeliveryStatus
 from adapters.email import EmailConfig
 from adapters.email.smtp_listener import SmtpListener
-from hub.pipeline import Pipeline
+from hub.ingest.pipeline import Pipeline
 from hub.storage.engine import create_engine
 from hub.storage.migrate import upgrade
 

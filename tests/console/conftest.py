@@ -23,8 +23,8 @@ from aiohttp import web
 
 from hub import keys
 from hub.app import create_app
-from hub.auth import KEY_PREFIX, hash_password, new_secret
-from hub.storage import auth_store
+from hub.access.auth import KEY_PREFIX, hash_password, new_secret
+from hub.access import store as auth_store
 from hub.settings import load_settings
 from tests.adapters.conftest import PUBLIC_BASE_URL
 from tests.adapters.fake_twilio import OUR_NUMBER, FakeTwilio, inbound_params

@@ -5,7 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from hub.events import event_row
+from hub.broker.events import event_row
 from schemas import CHANNELS_KEY, CloudEvent, Interaction
 from schemas.export import json_schema
 

@@ -1,0 +1,310 @@
+"""Authentication and authorization (DESIGN section 9), opt-in with `auth.enabled`.
+
+Agents, supervisors and admins log in with a password (scrypt, salted per user) and get a session
+token that expires after `auth.token_ttl_s`; integration clients send an API key with explicit
+scopes. Both travel as `Authorization: Bearer ...` (the agent websocket, which browsers cannot give
+headers, as `?token=`). Every route declares what it needs with `@requires(...)`: a scope, PUBLIC, or
+AUTHENTICATED; `Authenticator.wrap` applies it in the one per-route wrapper (hub.api.errors), and
+`POST /v1/interactions` checks inline. A role is a set of scopes; an `agent` user is further
+restricted to its own agent_id and the profiles of its tasks (`restricted_agent`).
+
+Tokens and keys are random 256-bit values stored as their SHA-256, so checking one is one indexed
+read; a verified one is remembered for `auth.key_cache_s`, so a revoked key or a logged-out token
+may still work that long on another hub process (on this one, logout forgets it at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final, TypeVar
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.access import store as store
+from hub.http_errors import Handler, error_response, json_errors
+from hub.settings import AuthSettings
+from hub.storage.engine import writer
+
+log = logging.getLogger("omnihub.auth")
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+class Scope(StrEnum):
+    INTERACTIONS_WRITE = "interactions:write"
+    INTERACTIONS_READ = "interactions:read"
+    PROFILES_READ = "profiles:read"
+    PROFILES_WRITE = "profiles:write"
+    MESSAGES_READ = "messages:read"
+    MESSAGES_WRITE = "messages:write"
+    CAMPAIGNS_READ = "campaigns:read"
+    CAMPAIGNS_WRITE = "campaigns:write"
+    TASKS = "tasks"  # an agent's own work: offers, accept/decline/wrap-up, presence, the websocket
+    ROUTING = "routing"  # every queue, agent and task: transfer, cancel, any agent's presence
+    RULES_ADMIN = "rules:admin"
+    OUTBOX_READ = "outbox:read"
+    METRICS = "metrics"
+    ADMIN = "admin"  # everything
+
+
+# A scope carries the narrower ones: a client that writes may read back what it wrote.
+_IMPLIES: Final = {
+    Scope.INTERACTIONS_WRITE: {Scope.INTERACTIONS_READ},
+    Scope.PROFILES_WRITE: {Scope.PROFILES_READ},
+    Scope.MESSAGES_WRITE: {Scope.MESSAGES_READ},
+    Scope.CAMPAIGNS_WRITE: {Scope.CAMPAIGNS_READ},
+    Scope.ROUTING: {Scope.TASKS},
+    Scope.ADMIN: set(Scope),
+}
+
+
+class Role(StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+ROLE_SCOPES: Final = {
+    Role.AGENT: {Scope.TASKS, Scope.PROFILES_READ, Scope.INTERACTIONS_READ, Scope.MESSAGES_WRITE},
+    Role.SUPERVISOR: {Scope.ROUTING, Scope.PROFILES_WRITE, Scope.INTERACTIONS_READ, Scope.MESSAGES_WRITE,
+                      Scope.CAMPAIGNS_WRITE, Scope.OUTBOX_READ},
+    Role.ADMIN: {Scope.ADMIN},
+}
+
+PUBLIC: Final = "public"  # no credentials: health, schemas, static files, signed provider webhooks
+AUTHENTICATED: Final = "authenticated"  # any valid credentials (`/v1/auth/me`, logout)
+_REQUIRES = "__omnihub_requires__"
+TOKEN_PREFIX, KEY_PREFIX = "oht_", "ohk_"  # which table to look in, and what a leaked secret is
+
+
+def requires(need: Scope | str) -> Callable[[H], H]:
+    """Declare what a route needs: a Scope, PUBLIC or AUTHENTICATED."""
+    if need not in (PUBLIC, AUTHENTICATED):
+        need = Scope(need)
+
+    def mark(handler: H) -> H:
+        setattr(handler, _REQUIRES, need)
+        return handler
+    return mark
+
+
+def required(handler: Callable[..., Any]) -> Scope | str | None:
+    """What a handler declared with @requires (None: nothing, which wrap refuses)."""
+    return getattr(handler, _REQUIRES, None)
+
+
+def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:
+    out = set(scopes)
+    for scope in scopes:
+        out |= _IMPLIES.get(scope, set())  # type: ignore[call-overload]
+    return frozenset(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    kind: str  # user or key
+    scopes: frozenset[str]  # expanded
+    role: str | None = None
+    agent_id: str | None = None
+    expires_at: float | None = None  # a session's end (epoch seconds)
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def view(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "role": self.role, "agent_id": self.agent_id,
+                "scopes": sorted(self.scopes)}
+
+
+# Where the wrapper leaves the authenticated Principal on the request. web.RequestKey (aiohttp 3.13+)
+# is typed and warning-free; an older aiohttp takes a plain string.
+PRINCIPAL: Final[Any] = (web.RequestKey("omnihub.principal", Principal) if hasattr(web, "RequestKey")
+                         else "omnihub.principal")
+
+
+def principal(request: web.Request) -> Principal | None:
+    """Who made this request (None with auth disabled, or on a public route)."""
+    return request.get(PRINCIPAL)
+
+
+def restricted_agent(request: web.Request) -> str | None:
+    """The agent_id an `agent` user is confined to; None for everyone else (and with auth off)."""
+    who = request.get(PRINCIPAL)
+    return who.agent_id if who is not None and who.role == Role.AGENT else None
+
+
+# --- secrets ---
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1  # ~50 ms and 16 MiB a hash: the OWASP minimum for scrypt
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                             dklen=len(expected))
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check an unknown user's password against: a login costs the same either way."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def new_secret(prefix: str) -> tuple[str, str]:
+    """A random credential and the digest stored for it."""
+    clear = prefix + secrets.token_urlsafe(32)
+    return clear, digest(clear)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def credential(request: web.Request) -> str | None:
+    """The bearer credential a request carries."""
+    header = request.headers.get("Authorization")
+    if header is not None:
+        kind, _, value = header.partition(" ")
+        return value.strip() or None if kind.lower() == "bearer" else None
+    # Only a websocket upgrade may carry it in the URL (browsers cannot set its headers); anywhere
+    # else a token in the query string would end up in access logs and browser history.
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return request.query.get("token") or None
+    return None
+
+
+def unauthorized(message: str) -> web.Response:
+    response = error_response(401, "unauthorized", message)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="omnihub"'
+    return response
+
+
+def forbidden(scope: str, message: str | None = None) -> web.Response:
+    return error_response(403, "forbidden", message or f"this needs the scope {scope!r}",
+                          [{"field": "scope", "message": scope}])
+
+
+class Authenticator:
+    """Checks credentials against the database, remembering verified ones for `key_cache_s`."""
+
+    def __init__(self, settings: AuthSettings, engine: Callable[[], AsyncEngine]) -> None:
+        self.enabled = settings.enabled
+        self.settings = settings
+        self._engine = engine
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    # --- per route ---
+    def wrap(self, handler: Handler) -> Handler:
+        """`handler` answering its errors in JSON and, with auth enabled, first checking what it declared."""
+        need = required(handler)
+        if need is None:
+            name = getattr(handler, "__qualname__", repr(handler))
+            raise TypeError(f"route handler {name} declares no @requires(...) (a scope, PUBLIC or AUTHENTICATED)")
+        if not self.enabled or need == PUBLIC:
+            return json_errors(handler)
+        return json_errors(handler, check=functools.partial(self.authorize, need))
+
+    async def authorize(self, need: Scope | str, request: web.Request) -> web.Response | None:
+        """None when the request may go on (its Principal stored on it), else the 401 or 403 answer."""
+        given = credential(request)
+        if given is None:
+            return unauthorized("this needs credentials: Authorization: Bearer <token or API key>")
+        who = await self.verify(given)
+        if who is None:
+            return unauthorized("the token or API key is invalid, expired or revoked")
+        if need != AUTHENTICATED and not who.allows(need):
+            return forbidden(need)
+        request[PRINCIPAL] = who
+        return None
+
+    async def verify(self, credential: str) -> Principal | None:
+        key = digest(credential)
+        now = time.time()
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] > now:
+            who = cached[0]
+            return who if who.expires_at is None or who.expires_at > now else None
+        if credential.startswith(TOKEN_PREFIX):
+            who = await self._session(key, now)
+        elif credential.startswith(KEY_PREFIX):
+            who = await self._key(key)
+        else:
+            who = None
+        if who is not None and self.settings.key_cache_s > 0:
+            if len(self._cache) >= 10_000:  # a bound, not an LRU: a full cache only costs re-reads
+                self._cache.clear()
+            self._cache[key] = (who, now + self.settings.key_cache_s)
+        return who
+
+    async def _session(self, key: str, now: float) -> Principal | None:
+        async with self._engine().connect() as conn:
+            found = await store.session_user(conn, key)
+        if found is None:
+            return None
+        user, expires_at = found
+        if user.disabled_at is not None or expires_at.timestamp() <= now:
+            return None
+        return _user_principal(user, expires_at.timestamp())
+
+    async def _key(self, key: str) -> Principal | None:
+        async with self._engine().connect() as conn:
+            found = await store.live_key(conn, key)
+        if found is None:
+            return None
+        name, scopes = found
+        return Principal(name=name, kind="key", scopes=expand(set(scopes)))
+
+    # --- sessions ---
+    async def login(self, username: str, password: str) -> tuple[str, datetime, Principal] | None:
+        async with self._engine().connect() as conn:
+            user = await store.get_user(conn, username)
+        stored = user.password_hash if user is not None else _dummy_hash()
+        # scrypt takes ~50 ms of CPU: off the event loop.
+        good = await asyncio.to_thread(verify_password, password, stored)
+        if user is None or not good or user.disabled_at is not None:
+            log.info("login refused", extra={"username": username})
+            return None
+        token, key = new_secret(TOKEN_PREFIX)
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(seconds=self.settings.token_ttl_s)
+        async with writer(self._engine()).begin() as conn:  # type: ignore[union-attr]
+            await store.add_session(conn, token_sha256=key, username=username, now=now, expires_at=expires_at)
+        log.info("login", extra={"username": username, "role": user.role})
+        return token, expires_at, _user_principal(user, expires_at.timestamp())
+
+    async def logout(self, credential: str) -> None:
+        key = digest(credential)
+        self._cache.pop(key, None)
+        async with writer(self._engine()).begin() as conn:  # type: ignore[union-attr]
+            await store.delete_session(conn, key)
+
+
+def _user_principal(user: store.UserRow, expires_at: float) -> Principal:
+    role = Role(user.role)
+    return Principal(name=user.username, kind="user", scopes=expand(ROLE_SCOPES[role]), role=role.value,
+                     agent_id=user.agent_id if role is Role.AGENT else None, expires_at=expires_at)

@@ -1,0 +1,92 @@
+"""`GET /v1/openapi.json`: the HTTP API as OpenAPI 3.1, generated from the running app.
+
+Paths and methods come from the app's router, so the configured adapters' webhooks are listed as
+they are mounted; summaries are the first line of each handler's docstring; request bodies are the
+pydantic models handlers declare with `@body(Model)`. Nothing is copied by hand, so the document
+cannot drift from the routes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from hub.access.auth import PUBLIC, requires
+from hub.api.errors import is_not_routed
+
+_BODY = "__omnihub_body__"
+_REF = "#/components/schemas/{model}"
+H = TypeVar("H", bound=Callable[..., Any])
+
+_ERROR = {
+    "type": "object", "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "description": "a machine-readable code, e.g. validation_failed"},
+        "message": {"type": "string"},
+        "fields": {"type": "array", "items": {"type": "object", "required": ["field", "message"], "properties": {
+            "field": {"type": "string", "description": "dotted path of the failing field"},
+            "message": {"type": "string"}, "type": {"type": "string"}}}},
+    },
+}
+
+
+def body(model: type[BaseModel]) -> Callable[[H], H]:
+    """Declare the JSON body a handler takes (it still validates it itself)."""
+    def mark(handler: H) -> H:
+        setattr(handler, _BODY, model)
+        return handler
+    return mark
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    models: dict[str, type[BaseModel]] = {}
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter")
+        if route.method == "HEAD" or path is None or is_not_routed(route):
+            continue
+        handler = route.handler
+        doc = (handler.__doc__ or "").strip()
+        operation: dict[str, Any] = {
+            "operationId": f"{route.method.lower()}_{handler.__name__}",
+            "summary": doc.splitlines()[0] if doc else handler.__name__.replace("_", " "),
+            "responses": {
+                "2XX": {"description": "success"},
+                "default": {"description": "a JSON error naming the failing field",
+                            "content": {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}}},
+            },
+        }
+        names = re.findall(r"\{(\w+)\}", path)
+        if names:
+            operation["parameters"] = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                                       for n in names]
+        model = getattr(handler, _BODY, None)
+        if model is not None:
+            models[model.__name__] = model
+            operation["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}}}
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    schemas: dict[str, Any] = {"Error": _ERROR}
+    if models:
+        _, top = models_json_schema([(m, "validation") for m in models.values()], ref_template=_REF)
+        schemas.update(top.get("$defs", {}))
+    return {"openapi": "3.1.0",
+            "info": {"title": "omnihub", "version": "1",
+                     "description": "Omnichannel contact-center hub: the HTTP API (DESIGN section 11)."},
+            "paths": dict(sorted(paths.items())), "components": {"schemas": schemas}}
+
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/openapi.json")
+@requires(PUBLIC)
+async def openapi(request: web.Request) -> web.Response:
+    """This document."""
+    return web.json_response(document(request.app))

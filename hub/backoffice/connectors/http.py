@@ -1,0 +1,128 @@
+"""HTTP target: POSTs each event (the CloudEvent JSON as published) to an endpoint, signed.
+
+```yaml
+target:
+  url: https://billing.example/hooks/omnihub
+  secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw   # Standard Webhooks signing secret
+  concurrency: 16          # POSTs in flight at once within a batch
+  timeout_s: 10
+  max_retry_after_s: 30    # longest 429/503 Retry-After honoured before counting a failed try
+  headers: {}              # extra request headers (an API key the endpoint wants)
+```
+
+Each request carries webhook-id (the event id), webhook-timestamp and webhook-signature. 2xx is
+delivered; 429 or 503 with Retry-After is waited out and tried again (the endpoint said when);
+other failures are reported per event, so the worker retries only those and dead-letters an
+event after `attempts` tries. Delivery is at least once: an event POSTed just before a crash is
+POSTed again after it, with the same webhook-id, which is what Standard Webhooks receivers dedupe
+on. "Exactly once" at this target is therefore the set of ids the receiver has accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Sequence
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from hub.backoffice.connectors import webhooks
+from hub.backoffice.connectors.config import WorkerConfig, parse
+from hub.backoffice.connectors.worker import Event, PartialFailure
+
+
+class HttpTargetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    url: str
+    secret: SecretStr
+    concurrency: int = Field(16, ge=1, le=256)
+    timeout_s: float = Field(10.0, gt=0)
+    max_retry_after_s: float = Field(30.0, ge=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class HttpStatusError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text[:200]}")
+        self.status = status
+
+
+class HttpTarget:
+    def __init__(self, config: HttpTargetConfig) -> None:
+        self.config = config
+        self._key = webhooks.secret_key(config.secret.get_secret_value())
+        self._loop = asyncio.new_event_loop()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
+                connector=aiohttp.TCPConnector(limit=self.config.concurrency))
+        return self._session
+
+    def write(self, events: Sequence[Event]) -> None:
+        errors = self._loop.run_until_complete(self._post_all(events))
+        if errors:
+            raise PartialFailure(errors)
+
+    async def _post_all(self, events: Sequence[Event]) -> dict[str, BaseException]:
+        session = await self._client()
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(event: Event) -> BaseException | None:
+            async with gate:
+                try:
+                    await self._post(session, event)
+                    return None
+                except (aiohttp.ClientError, TimeoutError, HttpStatusError) as exc:
+                    return exc
+
+        results = await asyncio.gather(*(one(e) for e in events))
+        return {e.id: r for e, r in zip(events, results, strict=True) if r is not None}
+
+    async def _post(self, session: aiohttp.ClientSession, event: Event) -> None:
+        waited = 0.0
+        while True:
+            headers = {**self.config.headers, "content-type": "application/json",
+                       **webhooks.headers(self._key, event.id, int(time.time()), event.body)}
+            async with session.post(self.config.url, data=event.body, headers=headers) as resp:
+                if 200 <= resp.status < 300:
+                    return
+                text = await resp.text()
+                delay = _retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
+            if delay is None or waited + delay > self.config.max_retry_after_s:
+                raise HttpStatusError(resp.status, text)
+            await asyncio.sleep(delay)
+            waited += delay
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return True  # failures are per event (PartialFailure); anything else is the endpoint's
+
+    def idle(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._loop.run_until_complete(self._session.close())
+        self._loop.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds, from either form (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def make_http_target(config: WorkerConfig) -> HttpTarget:
+    return HttpTarget(parse(HttpTargetConfig, config.target, "http target"))
