@@ -22,11 +22,12 @@ from .actions import (
     action_to_dict,
 )
 from .compiler import Ruleset, load_ruleset, loads_ruleset
+from .conditions import AllOf, AnyOf, Condition, Not, Predicate
 from .durations import format_duration, parse_duration
 from .errors import Issue, RulesError, SpecError
 from .evaluate import Evaluation, Failure, RuleTrace, evaluate
 from .fields import MISSING
-from .model import TRIGGERS, AllOf, AnyOf, Condition, Not, Predicate, Rule
+from .model import TRIGGERS, Rule
 from .operators import Operator
 from .sample import Sample, SampleError, parse_sample
 from .schedule import Schedule, next_fire, parse_schedule

@@ -13,13 +13,11 @@ import zoneinfo
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from .conditions import Condition
 from .durations import parse_duration
 from .errors import SpecError
-
-if TYPE_CHECKING:
-    from .model import Condition
 
 _NAME = re.compile(r"^[\w.-]{1,64}$")
 _TAG = re.compile(r"^[\w.:-]{1,64}$")  # schemas.interaction.Tag

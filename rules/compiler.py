@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .actions import Action, AddSegment, AddTag, StartTimer, Stop
+from .conditions import AllOf, AnyOf, Condition, Not, Predicate
 from .loader import LoadedRules, load_path, load_text
-from .model import AllOf, AnyOf, Condition, Not, Predicate, Rule
+from .model import Rule
 from .operators import Operator
 from .schedule import Schedule, parse_schedule
 

@@ -17,8 +17,9 @@ from schemas import Interaction
 
 from .actions import Action, action_to_dict
 from .compiler import CompiledRule, Ruleset
+from .conditions import Not, Predicate
 from .fields import MISSING
-from .model import Not, Predicate, Rule
+from .model import Rule
 
 
 @lru_cache(maxsize=512)

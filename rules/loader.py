@@ -22,9 +22,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from schemas import BUILTIN_CHANNELS
 
 from .actions import check_channel, suggest
+from .conditions import AllOf, AnyOf, Condition, Not, Predicate
 from .errors import Issue, RulesError, SpecError
 from .fields import check_field, compile_getter
-from .model import TRIGGERS, AllOf, AnyOf, Condition, Not, Predicate, Rule
+from .model import TRIGGERS, Rule
 from .operators import OPERATORS, Operator
 from .read_actions import NAME_PATTERN, ActionReader
 from .schedule import Schedule, parse_schedule

@@ -1,19 +1,19 @@
 """The rules AST: what a loaded rule file says, with operators already resolved to functions.
 
-Conditions are a small tree (AllOf / AnyOf / Not / Predicate); each node keeps its source line so a
-trace can point back at the file. Triggers are event-type strings or a `Schedule`.
+A Rule is a trigger, a condition and its actions. Triggers are event-type strings or a `Schedule`;
+conditions are a small tree (AllOf / AnyOf / Not / Predicate, in rules.conditions, re-exported
+here); actions are rules.actions.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from .actions import Action
-from .fields import Getter
-from .operators import Operator, Test
+from .conditions import AllOf, AnyOf, Condition, Not, Predicate
 from .schedule import Schedule
+
+__all__ = ["TRIGGERS", "AllOf", "AnyOf", "Condition", "Not", "Predicate", "Rule"]
 
 TRIGGERS = (
     "interaction.received",
@@ -25,52 +25,6 @@ TRIGGERS = (
     "profile.created",
     "profile.updated",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Predicate:
-    field: str
-    op: Operator
-    value: Any
-    line: int
-    get: Getter = dataclasses.field(repr=False, compare=False)
-    test: Test = dataclasses.field(repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"field": self.field, "op": str(self.op)}
-        if self.value is not None:
-            out["value"] = _plain(self.value)
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class AllOf:
-    items: tuple[Condition, ...]
-    line: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"all": [c.to_dict() for c in self.items]}
-
-
-@dataclass(frozen=True, slots=True)
-class AnyOf:
-    items: tuple[Condition, ...]
-    line: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"any": [c.to_dict() for c in self.items]}
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    item: Condition
-    line: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"not": self.item.to_dict()}
-
-
-Condition = Predicate | AllOf | AnyOf | Not
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +43,3 @@ class Rule:
     def trigger(self) -> str:
         """The key evaluate() is called with: the event type, or `schedule:<cron>`."""
         return self.on.trigger if isinstance(self.on, Schedule) else self.on
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly form of a predicate value (YAML dates become ISO strings)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value

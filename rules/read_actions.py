@@ -8,9 +8,10 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .actions import ACTION_NAMES, ACTIONS, Action, SetProfile, StartTimer, Stop, check_profile_value, suggest
+from .conditions import Condition
 from .durations import parse_duration
 from .errors import SpecError
-from .model import TRIGGERS, Condition
+from .model import TRIGGERS
 from .yaml_nodes import NodeReader
 
 NAME_PATTERN = r"^\w[\w.-]{0,99}$"

@@ -21,26 +21,18 @@ modified UTF-7, quoted (imap_wire.mailbox_arg), so spaces and non-ASCII names wo
 RFC 3501 (IMAP4rev1; mailbox names in 5.1.3, UID COPY and [TRYCREATE] in 6.4.7), RFC 2177 (IDLE),
 RFC 5530 ([ALREADYEXISTS]).
 
-Nothing the poller cannot take holds up the mail after it, and nothing is passed over silently: it
-goes to `failed_mailbox` (CREATEd if missing) by UID COPY, is logged as an error with its UID and
-why, and its UID is saved as done. The original stays where it is, unflagged. That happens at once
-for a message that is not one (PayloadError) and for one larger than `max_message_bytes` (copied
-without fetching its body), and after `max_attempts` failures for a message the hub refuses or the
-server will not FETCH (a NO or BAD answer; an OK without the message; a BYE naming the FETCH, which
-is how Dovecot answers a message it cannot read). Failures are counted per UID in `deps.state`, so a
-restart keeps the count; each one ends the session and the poller reconnects with backoff
-(adapters.email.retry), starting again from the last saved UID.
+Nothing the poller cannot take holds up the mail after it, and nothing is passed over silently. A
+message that is not one (PayloadError) or is larger than `max_message_bytes` is dead-lettered (UID
+COPY into `failed_mailbox`, its UID saved as done) at once; one the hub refuses or the server will
+not FETCH (a NO or BAD answer; an OK without the message; a BYE naming the FETCH, which is how
+Dovecot answers a message it cannot read) after `max_attempts` failures, each of which ends the
+session. The counts, the dead letters and the messages passed over when even the COPY is refused
+are adapters.email.imap_failures, whose docstring tells the rest.
 
 Outages are never counted against a message: a hub outage (HubUnavailable: pipeline stopped,
 database unreachable) is retried however long it lasts, and so is the IMAP connection's trouble (a
 timeout, a connection dropped or closed without a BYE naming the FETCH, a server that is down or
 refuses the login).
-
-If the server refuses the COPY itself (or the CREATE of failed_mailbox) `max_attempts` times for
-one UID, that message is passed over without a copy: logged as an error with its UID and the
-server's answer, saying that the original stays in the mailbox unflagged, and listed (the last
-100, with the UIDVALIDITY) in `deps.state` under `email.imap.passed_over:...`. To have it read
-again, copy it into the mailbox once the cause is fixed: the copy gets a new, higher UID.
 """
 
 from __future__ import annotations
@@ -56,7 +48,8 @@ import aioimaplib
 from adapters.base import AdapterDeps, HubUnavailable, PayloadError
 
 from .config import ImapConfig, ImapStart
-from .imap_wire import Client, ConnectionClosed, ImapError, already_exists, mailbox_arg, ok, until_closed
+from .imap_failures import Failing, Failures, TryLater
+from .imap_wire import Client, ConnectionClosed, ImapError, mailbox_arg, ok, until_closed
 from .inbound import accept, parse_inbound
 from .retry import reconnect_retrying
 
@@ -68,7 +61,6 @@ _STATUS_UIDNEXT = re.compile(rb"\(.*\bUIDNEXT (\d+)")
 _UID = re.compile(rb"\bUID (\d+)\b")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)\b")
 _STOP_GRACE_S = 30.0
-_PASSED_OVER_KEPT = 100  # UIDs listed in the passed-over record; older ones are only in the logs
 
 
 class MessageUnreadable(ImapError):
@@ -76,26 +68,10 @@ class MessageUnreadable(ImapError):
     against that message like a failed ingest."""
 
 
-class _TryLater(Exception):
-    """A failure counted against one message (ingest, FETCH or the COPY into failed_mailbox); the
-    session ends and the poller tries the message again after reconnecting. Says only the UID, the
-    count and the error's type: the error itself may quote the message."""
-
-
 @dataclass(frozen=True)
 class _Selected:
     validity: str
     uid_next: int | None  # from the SELECT answer; None when the server left it out
-
-
-@dataclass(frozen=True)
-class _Failing:
-    """The UID whose handling has been failing, as saved in the state store."""
-
-    uid: int
-    attempts: int = 0  # failed ingests and refused FETCHes
-    error: str = ""  # the last error's type name, or why it is dead-lettered
-    copy_failures: int = 0  # refused UID COPYs (or CREATEs) into failed_mailbox
 
 
 class ImapPoller:
@@ -105,14 +81,19 @@ class ImapPoller:
         self.max_bytes = max_bytes
         where = f"{config.username}@{config.host}:{config.port}/{config.mailbox}"
         self.state_key = f"email.imap:{where}"  # "<uidvalidity>:<last uid done>"
-        # "<uidvalidity>:<uid>:<attempts>:<last error type>:<copy failures>", for the one failing UID
-        self.attempts_key = f"email.imap.attempts:{where}"
-        # "<uidvalidity>:<uid>,<uid>,...": passed over without a copy in failed_mailbox
-        self.passed_over_key = f"email.imap.passed_over:{where}"
+        self.failures = Failures(config, deps.state, where)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy = False  # between taking a message and saving its UID
         self.connected = asyncio.Event()  # set once logged in and past the first read (for tests/health)
+
+    @property
+    def attempts_key(self) -> str:
+        return self.failures.attempts_key
+
+    @property
+    def passed_over_key(self) -> str:
+        return self.failures.passed_over_key
 
     async def start(self) -> None:
         self._stopping.clear()
@@ -153,7 +134,7 @@ class ImapPoller:
                     healthy = True
                     self.connected.set()
                 await self._wait(client)
-        except (HubUnavailable, _TryLater) as exc:
+        except (HubUnavailable, TryLater) as exc:
             if not healthy:
                 raise
             log.warning("imap message not taken; retrying", extra={"reason": str(exc)})
@@ -232,35 +213,35 @@ class ImapPoller:
         # "n:*" always matches the highest UID, even when it is below n.
         uids = sorted({int(t) for line in response.lines[:-1] for t in bytes(line).split() if t.isdigit()})
         uids = [u for u in uids if u > last]
-        failing = await self._failing(validity) if uids else None
+        failing = await self.failures.failing(validity) if uids else None
         for uid in uids:
             if self._stopping.is_set():
                 return
             self._busy = True
             try:
-                await self._take(client, validity, failing if failing and failing.uid == uid else _Failing(uid))
+                await self._take(client, validity, failing if failing and failing.uid == uid else Failing(uid))
                 await self.deps.state.set(self.state_key, f"{validity}:{uid}")
             finally:
                 self._busy = False
 
-    async def _take(self, client: Client, validity: str, record: _Failing) -> None:
+    async def _take(self, client: Client, validity: str, record: Failing) -> None:
         """Ingest one message, or dead-letter it (it failed max_attempts times, is too large, or is
         not a message). Returns when its UID may be saved as done; raises to have it tried again
         after a reconnect."""
         uid = record.uid
         if record.attempts >= self.config.max_attempts:
             # Failed often enough before a restart (or a lowered max_attempts): no further try.
-            await self._dead_letter(client, validity, record)
+            await self.failures.dead_letter(client, validity, record)
             return
         try:
             size = await self._size(client, uid)
             if size > self.max_bytes:
                 log.warning("imap message over max_message_bytes", extra={"uid": uid, "size": size})
-                await self._dead_letter(client, validity, replace(record, error="oversize"))
+                await self.failures.dead_letter(client, validity, replace(record, error="oversize"))
                 return
             raw = await self._body(client, uid)
         except MessageUnreadable as exc:
-            await self._count(client, validity, record, exc, reason=str(exc))
+            await self.failures.count(client, validity, record, exc, reason=str(exc))
             return
         if raw is None:
             return
@@ -268,7 +249,7 @@ class ImapPoller:
             parsed = parse_inbound(raw, self.deps, max_bytes=self.max_bytes, via="imap")
         except PayloadError as exc:
             log.warning("imap message refused", extra={"uid": uid, "field": exc.field, "reason": exc.message})
-            await self._dead_letter(client, validity, replace(record, error=type(exc).__name__))
+            await self.failures.dead_letter(client, validity, replace(record, error=type(exc).__name__))
             return
         try:
             await accept(parsed, self.deps)
@@ -276,24 +257,7 @@ class ImapPoller:
             raise
         except Exception as exc:
             log.debug("imap ingest failure", exc_info=True, extra={"uid": uid})
-            await self._count(client, validity, record, exc)
-
-    async def _count(self, client: Client, validity: str, record: _Failing, exc: Exception,
-                     reason: str | None = None) -> None:
-        """One more failure of this message; dead-letters it at max_attempts, else raises _TryLater.
-        `reason` is logged only where it cannot quote the message (the server's answer)."""
-        record = replace(record, attempts=record.attempts + 1, error=type(exc).__name__)
-        await self._save(validity, record)
-        # On a connection the server closed (its answer to a FETCH it cannot serve), the copy into
-        # failed_mailbox waits for the next session, which starts with it.
-        if record.attempts >= self.config.max_attempts and not client.protocol.closed.is_set():
-            await self._dead_letter(client, validity, record)
-            return
-        log.warning("imap message not ingested", extra={
-            "uid": record.uid, "attempt": record.attempts, "max_attempts": self.config.max_attempts,
-            "error": record.error, **({"reason": reason} if reason else {})})
-        raise _TryLater(f"uid {record.uid}: attempt {record.attempts} of {self.config.max_attempts} "
-                        f"failed ({record.error})")
+            await self.failures.count(client, validity, record, exc)
 
     async def _size(self, client: Client, uid: int) -> int:
         lines = (await self._uid_fetch(client, uid, "(UID RFC822.SIZE)")).lines
@@ -323,60 +287,6 @@ class ImapPoller:
         if response.result != "OK":
             raise MessageUnreadable(f"UID FETCH: {response.result} {response.lines[-1:]!r}")
         return response
-
-    async def _failing(self, validity: str) -> _Failing | None:
-        saved = await self.deps.state.get(self.attempts_key)
-        parts = (saved or "").split(":")
-        parts += ["0"] * (5 - len(parts))  # saved before copy failures were counted: none
-        if len(parts) == 5 and parts[0] == validity and all(p.isdigit() for p in (parts[1], parts[2], parts[4])):
-            return _Failing(int(parts[1]), int(parts[2]), parts[3], int(parts[4]))
-        return None
-
-    async def _save(self, validity: str, record: _Failing) -> None:
-        await self.deps.state.set(self.attempts_key, f"{validity}:{record.uid}:{record.attempts}:"
-                                                     f"{record.error}:{record.copy_failures}")
-
-    async def _dead_letter(self, client: Client, validity: str, record: _Failing) -> None:
-        """UID COPY into failed_mailbox, creating it on the first refusal. The original is left as
-        it is: the poller never changes the mailbox it reads (a copy made twice, after a crash
-        between the COPY and saving the UID, is the price). A refused COPY is counted; after
-        max_attempts refusals the message is passed over without a copy."""
-        try:
-            await self._copy(client, record.uid)
-        except ImapError as exc:  # the server's refusal; a lost connection propagates, not counted
-            await self._copy_refused(validity, replace(record, copy_failures=record.copy_failures + 1), exc)
-            return
-        log.error("imap message dead-lettered: copied to failed_mailbox and passed over", extra={
-            "uid": record.uid, "attempts": record.attempts, "error": record.error,
-            "failed_mailbox": self.config.failed_mailbox})
-
-    async def _copy(self, client: Client, uid: int) -> None:
-        mailbox, timeout = mailbox_arg(self.config.failed_mailbox), self.config.timeout_s
-        copied = await until_closed(client, client.uid("copy", str(uid), mailbox), timeout)
-        if copied.result != "OK":  # [TRYCREATE] when it is missing (RFC 3501 6.4.7), or another NO
-            created = await until_closed(client, client.create(mailbox), timeout)
-            if created.result != "OK" and not already_exists(created):
-                raise ImapError(f"CREATE: {created.result} {created.lines[-1:]!r}")
-            ok(await until_closed(client, client.uid("copy", str(uid), mailbox), timeout), "UID COPY")
-
-    async def _copy_refused(self, validity: str, record: _Failing, exc: ImapError) -> None:
-        await self._save(validity, record)
-        extra = {"uid": record.uid, "error": record.error, "copy_attempt": record.copy_failures,
-                 "max_attempts": self.config.max_attempts, "failed_mailbox": self.config.failed_mailbox,
-                 "reason": str(exc)}
-        if record.copy_failures < self.config.max_attempts:
-            log.warning("imap copy to failed_mailbox refused", extra=extra)
-            raise _TryLater(f"uid {record.uid}: copy {record.copy_failures} of {self.config.max_attempts} "
-                            f"into failed_mailbox refused") from None
-        await self._note_passed_over(validity, record.uid)
-        log.error("imap message passed over WITHOUT a copy in failed_mailbox (the server refused it); "
-                  "the original stays in the mailbox, unflagged", extra=extra)
-
-    async def _note_passed_over(self, validity: str, uid: int) -> None:
-        saved_validity, _, uids = (await self.deps.state.get(self.passed_over_key) or "").partition(":")
-        kept = uids.split(",") if uids and saved_validity == validity else []
-        kept = [*kept, str(uid)][-_PASSED_OVER_KEPT:]
-        await self.deps.state.set(self.passed_over_key, f"{validity}:{','.join(kept)}")
 
     @staticmethod
     def _answered(response: aioimaplib.Response, uid: int) -> bool:
