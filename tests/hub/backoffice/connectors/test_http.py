@@ -1,15 +1,19 @@
 """The HTTP connector as a real process: 10,000 signed POSTs across a SIGKILL, every id accepted by
 the receiver (which dedupes on webhook-id, as Standard Webhooks receivers do); Retry-After
-honoured; an event the endpoint keeps refusing dead-lettered after N tries, replayed once fixed."""
+honoured; an event the endpoint keeps refusing dead-lettered after N tries, replayed once fixed.
+Signing: the headers of known vectors, byte for byte, and accepted by the reference verifier."""
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
-from hub.backoffice.connectors import webhooks
+from hub.backoffice.connectors.http import HttpTarget, HttpTargetConfig
+from hub.backoffice.connectors.worker import Event, PermanentError
 from tests.hub.backoffice.connectors import harness
 from tests.hub.backoffice.connectors.receiver import Receiver
 
@@ -88,12 +92,47 @@ def test_refused_event_is_dead_lettered_after_n_tries_then_replayed(names, recei
         worker.stop()
 
 
-def test_signature_matches_the_reference_implementation():
-    import time
+@pytest.fixture
+def target():
+    t = HttpTarget(HttpTargetConfig(url="http://127.0.0.1:9/unreachable", secret=SECRET))
+    yield t
+    t.close()
 
-    from standardwebhooks.webhooks import Webhook
 
-    body = '{"a":1}'.encode()
-    headers = webhooks.headers(webhooks.secret_key(SECRET), "msg_1", int(time.time()), body)
-    assert headers["webhook-signature"].startswith("v1,")
-    assert Webhook(SECRET).verify(body, headers) == {"a": 1}
+# (secret, webhook-id, webhook-timestamp, body, webhook-signature). The first is the Standard
+# Webhooks reference vector; the second, a body with non-ASCII text, was signed by the
+# connector's own HMAC code before it used the package: the headers must not change.
+VECTORS = [
+    ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+     b'{"test": 2432232314}', "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+    (SECRET, "01HZX", 1767225600, '{"specversion":"1.0","id":"01HZX","data":{"text":"확인했습니다 – ok"}}'.encode(),
+     "v1,BkHCHdAZF+kH4OHBJW+U8cB2pdIrTj4kBHykzBwLMsU="),
+]
+
+
+@pytest.mark.parametrize(("secret", "msg_id", "timestamp", "body", "signature"), VECTORS)
+def test_signed_headers_match_known_vectors(secret, msg_id, timestamp, body, signature):
+    t = HttpTarget(HttpTargetConfig(url="http://127.0.0.1:9/", secret=secret))
+    try:
+        assert t.signed_headers(msg_id, timestamp, body) == {
+            "webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
+    finally:
+        t.close()
+
+
+def test_reference_verifier_accepts_what_the_connector_sends(target):
+    body = '{"a":1,"text":"확인"}'.encode()
+    headers = target.signed_headers("msg_1", int(time.time()), body)
+    assert Webhook(SECRET).verify(body, headers) == {"a": 1, "text": "확인"}
+
+
+@pytest.mark.parametrize("secret", ["whsec_abc", "whsec_ab!c", "whsec_YWJj\n", "whsec_", ""])
+def test_a_bad_secret_is_refused_at_start_up(secret):
+    with pytest.raises(ValueError, match="a Standard Webhooks secret is 'whsec_' followed by base64"):
+        HttpTarget(HttpTargetConfig(url="http://127.0.0.1:9/", secret=secret))
+
+
+def test_a_body_that_is_not_utf8_cannot_be_signed_and_is_permanent(target):
+    utf16 = json.dumps({"id": "e1"}).encode("utf-16")  # JSON all the same: json.loads takes it
+    with pytest.raises(PermanentError, match="not UTF-8"):
+        target.write([Event("e1", "profile.updated", utf16, json.loads(utf16))])
