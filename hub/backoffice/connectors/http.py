@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
+from tenacity import AsyncRetrying, retry_if_exception
 
 from hub.backoffice.connectors.config import WorkerConfig, parse
 from hub.backoffice.connectors.worker import Event, PartialFailure, PermanentError
@@ -48,9 +49,10 @@ class HttpTargetConfig(BaseModel):
 
 
 class HttpStatusError(Exception):
-    def __init__(self, status: int, text: str) -> None:
+    def __init__(self, status: int, text: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"HTTP {status}: {text[:200]}")
         self.status = status
+        self.retry_after = retry_after  # seconds the endpoint asked us to wait (429/503 only)
 
 
 class HttpTarget:
@@ -91,19 +93,27 @@ class HttpTarget:
         return {e.id: r for e, r in zip(events, results, strict=True) if r is not None}
 
     async def _post(self, session: aiohttp.ClientSession, event: Event) -> None:
-        waited = 0.0
-        while True:
-            headers = {**self.config.headers, "content-type": "application/json",
-                       **self.signed_headers(event.id, int(time.time()), event.body)}
-            async with session.post(self.config.url, data=event.body, headers=headers) as resp:
-                if 200 <= resp.status < 300:
-                    return
-                text = await resp.text()
-                delay = _retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
-            if delay is None or waited + delay > self.config.max_retry_after_s:
-                raise HttpStatusError(resp.status, text)
-            await asyncio.sleep(delay)
-            waited += delay
+        """POST until 2xx, waiting out each 429/503 Retry-After while the waits add up to no more than
+        max_retry_after_s; then, or on any other failure, raise it."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, HttpStatusError) and e.retry_after is not None),
+            wait=lambda state: state.outcome.exception().retry_after,  # the endpoint said when
+            # idle_for: the waits so far; upcoming_sleep: this one
+            stop=lambda state: state.idle_for + state.upcoming_sleep > self.config.max_retry_after_s,
+            reraise=True)  # the last HttpStatusError itself, not tenacity's RetryError
+        async for attempt in retrying:
+            with attempt:
+                await self._post_once(session, event)
+
+    async def _post_once(self, session: aiohttp.ClientSession, event: Event) -> None:
+        headers = {**self.config.headers, "content-type": "application/json",
+                   **self.signed_headers(event.id, int(time.time()), event.body)}
+        async with session.post(self.config.url, data=event.body, headers=headers) as resp:
+            if 200 <= resp.status < 300:
+                return
+            text = await resp.text()
+            delay = _retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
+        raise HttpStatusError(resp.status, text, retry_after=delay)
 
     def signed_headers(self, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
         # The package signs f"{id}.{timestamp}.{body}" encoded as UTF-8: for a UTF-8 body, the very

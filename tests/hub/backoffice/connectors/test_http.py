@@ -5,14 +5,17 @@ Signing: the headers of known vectors, byte for byte, and accepted by the refere
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import threading
 import time
 
+import aiohttp
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from hub.backoffice.connectors.http import HttpTarget, HttpTargetConfig
+from hub.backoffice.connectors.http import HttpStatusError, HttpTarget, HttpTargetConfig
 from hub.backoffice.connectors.worker import Event, PermanentError
 from tests.hub.backoffice.connectors import harness
 from tests.hub.backoffice.connectors.receiver import Receiver
@@ -105,7 +108,8 @@ def target():
 VECTORS = [
     ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
      b'{"test": 2432232314}', "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
-    (SECRET, "01HZX", 1767225600, '{"specversion":"1.0","id":"01HZX","data":{"text":"확인했습니다 – ok"}}'.encode(),
+    (SECRET, "01HZX", 1767225600,
+     '{"specversion":"1.0","id":"01HZX","data":{"text":"확인했습니다 – ok"}}'.encode(),
      "v1,BkHCHdAZF+kH4OHBJW+U8cB2pdIrTj4kBHykzBwLMsU="),
 ]
 
@@ -136,3 +140,54 @@ def test_a_body_that_is_not_utf8_cannot_be_signed_and_is_permanent(target):
     utf16 = json.dumps({"id": "e1"}).encode("utf-16")  # JSON all the same: json.loads takes it
     with pytest.raises(PermanentError, match="not UTF-8"):
         target.write([Event("e1", "profile.updated", utf16, json.loads(utf16))])
+
+
+@pytest.fixture
+def waits(monkeypatch):
+    """asyncio.sleep on the test's thread, recorded and not waited (the receiver's thread sleeps as usual)."""
+    recorded: list[float] = []
+    real_sleep, me = asyncio.sleep, threading.get_ident()
+
+    async def sleep(seconds, *args, **kwargs):
+        if threading.get_ident() != me:
+            return await real_sleep(seconds, *args, **kwargs)
+        recorded.append(seconds)
+        return await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return recorded
+
+
+async def _post_once(receiver: Receiver, max_retry_after_s: float) -> None:
+    t = HttpTarget(HttpTargetConfig(url=receiver.url, secret=SECRET, max_retry_after_s=max_retry_after_s))
+    body = json.dumps({"id": "e1"}).encode()
+    try:
+        async with aiohttp.ClientSession() as session:
+            await t._post(session, Event("e1", "profile.updated", body, {"id": "e1"}))
+    finally:
+        t.close()
+
+
+@pytest.mark.parametrize(("throttled", "budget", "requests", "slept", "refused"), [
+    (2, 5.0, 3, [1.0, 1.0], None),  # Retry-After: 1, twice, within the budget
+    (3, 2.0, 3, [1.0, 1.0], 429),  # a third wait would pass the budget: the 429 is the try's failure
+    (1, 0.5, 1, [], 429),  # not even one wait fits
+])
+async def test_retry_after_is_waited_out_within_the_budget(receiver, waits, throttled, budget, requests,
+                                                            slept, refused):
+    receiver.throttle_first = throttled
+    if refused is None:
+        await _post_once(receiver, budget)
+    else:
+        with pytest.raises(HttpStatusError) as caught:
+            await _post_once(receiver, budget)
+        assert caught.value.status == refused
+    assert receiver.deliveries["e1"] == requests and waits == slept
+    assert receiver.invalid == 0  # every try signed afresh
+
+
+async def test_a_failure_without_retry_after_is_not_retried_here(receiver, waits):
+    receiver.fail_ids.add("e1")
+    with pytest.raises(HttpStatusError, match="HTTP 500: the legacy endpoint cannot take this one"):
+        await _post_once(receiver, 30.0)
+    assert receiver.deliveries["e1"] == 1 and waits == []
