@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from hub.automation.effects import Attributed, attributed, plan, write_effects
 from hub.ids import new_id
@@ -83,6 +84,8 @@ class Scheduler:
         self._task = None
 
     async def _run(self) -> None:
+        # A poll, not a retry: it ticks every poll interval whether the last tick failed or not, with
+        # no backoff and no last try, so it stays a plain loop.
         while True:
             try:
                 await self.tick()
@@ -169,16 +172,15 @@ class Scheduler:
                     by_rule.setdefault(rule, []).append((rule, action))
                 for name in result.matched:  # a matched rule with no stored effect still runs once
                     matches.append((row["id"], name, by_rule.get(name, [])))
-            for attempt in (1, 2):
-                try:
+            # Another hub may record some of these between our read and write: the insert then fails
+            # and one more try re-reads what is recorded and skips it.
+            retrying = AsyncRetrying(retry=retry_if_exception_type(IntegrityError),
+                                     stop=stop_after_attempt(2), reraise=True)
+            async for attempt in retrying:
+                with attempt:
                     async with self._engine.begin() as conn:
                         acted += await conn.run_sync(_record_runs, matches, day, ruleset.version, fire_at,
                                                      self._segments)
-                    break
-                except IntegrityError:
-                    # Another hub recorded some of these between our read and write: re-read, skip them.
-                    if attempt == 2:
-                        raise
             if len(rows) < self._batch:
                 return acted
 

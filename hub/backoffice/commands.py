@@ -27,7 +27,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential,
+)
 
 from hub.backoffice import command_store
 from hub.broker import dead_letters as deadletter
@@ -83,33 +91,42 @@ class CommandConsumer:
         self._task = None
 
     async def _run(self) -> None:
-        delay = 0.1
-        while True:
-            dead = ConfirmPublisher(self._url, self._topology.dead_exchange)
-            session = ConsumerSession(self._url, self._topology.commands_queue,
-                                      prefetch=self._settings.command_prefetch, name="omnihub commands")
-            try:
-                self.state = "connecting"
-                if self._settings.declare_topology:
-                    await asyncio.to_thread(declare_hub_blocking, self._url, self._topology)
-                await dead.connect()
-                await session.open()
-                self.state, self.last_error, delay = "consuming", None, 0.1
-                while True:
-                    delivery = await session.get()
-                    await self._handle(delivery, dead)
-                    session.ack(delivery)
-            except (BrokerUnavailable, OSError) as exc:
-                self.state, self.last_error = "down", str(exc)
-                log.warning("command consumer lost the broker; reconnecting", extra={"error": str(exc)})
-            except Exception as exc:  # noqa: BLE001 - e.g. pika refusing a declaration: log and start over
-                self.state, self.last_error = "down", repr(exc)
-                log.exception("command consumer failed; reconnecting")
-            finally:
-                await session.close()
-                await dead.close()
-            await asyncio.sleep(delay)
-            delay = min(self._backoff_max_s, delay * 2)
+        retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), stop=stop_never,
+                                 wait=wait_exponential(multiplier=0.1, max=self._backoff_max_s))
+        async for attempt in retrying:
+            with attempt:
+                await self._session(attempt.retry_state)
+
+    async def _session(self, retry: RetryCallState) -> None:
+        """Connect and consume until the broker goes (or anything else fails): it always raises."""
+        dead = ConfirmPublisher(self._url, self._topology.dead_exchange)
+        session = ConsumerSession(self._url, self._topology.commands_queue,
+                                  prefetch=self._settings.command_prefetch, name="omnihub commands")
+        try:
+            self.state = "connecting"
+            if self._settings.declare_topology:
+                await asyncio.to_thread(declare_hub_blocking, self._url, self._topology)
+            await dead.connect()
+            await session.open()
+            self.state, self.last_error = "consuming", None
+            # Consuming: losing the broker from here on is the first failure of a new outage, so
+            # the backoff starts over at 0.1 s instead of where the last outage left it.
+            retry.attempt_number = 1
+            while True:
+                delivery = await session.get()
+                await self._handle(delivery, dead)
+                session.ack(delivery)
+        except (BrokerUnavailable, OSError) as exc:
+            self.state, self.last_error = "down", str(exc)
+            log.warning("command consumer lost the broker; reconnecting", extra={"error": str(exc)})
+            raise
+        except Exception as exc:  # e.g. pika refusing a declaration: log and start over
+            self.state, self.last_error = "down", repr(exc)
+            log.exception("command consumer failed; reconnecting")
+            raise
+        finally:
+            await session.close()
+            await dead.close()
 
     # --- one command ---------------------------------------------------------------------------
 

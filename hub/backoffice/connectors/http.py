@@ -10,27 +10,32 @@ target:
   headers: {}              # extra request headers (an API key the endpoint wants)
 ```
 
-Each request carries webhook-id (the event id), webhook-timestamp and webhook-signature. 2xx is
+Each request carries webhook-id (the event id), webhook-timestamp and webhook-signature, signed by
+the `standardwebhooks` package (the reference implementation receivers verify with). 2xx is
 delivered; 429 or 503 with Retry-After is waited out and tried again (the endpoint said when);
 other failures are reported per event, so the worker retries only those and dead-letters an
 event after `attempts` tries. Delivery is at least once: an event POSTed just before a crash is
 POSTed again after it, with the same webhook-id, which is what Standard Webhooks receivers dedupe
-on. "Exactly once" at this target is therefore the set of ids the receiver has accepted.
+on. "Exactly once" at this target is therefore the set of ids the receiver has accepted. The
+standard signs the body as text, so a body that is not UTF-8 is dead-lettered at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
+from tenacity import AsyncRetrying, retry_if_exception
 
-from hub.backoffice.connectors import webhooks
 from hub.backoffice.connectors.config import WorkerConfig, parse
-from hub.backoffice.connectors.worker import Event, PartialFailure
+from hub.backoffice.connectors.worker import Event, PartialFailure, PermanentError
 
 
 class HttpTargetConfig(BaseModel):
@@ -44,15 +49,16 @@ class HttpTargetConfig(BaseModel):
 
 
 class HttpStatusError(Exception):
-    def __init__(self, status: int, text: str) -> None:
+    def __init__(self, status: int, text: str, *, retry_after: float | None = None) -> None:
         super().__init__(f"HTTP {status}: {text[:200]}")
         self.status = status
+        self.retry_after = retry_after  # seconds the endpoint asked us to wait (429/503 only)
 
 
 class HttpTarget:
     def __init__(self, config: HttpTargetConfig) -> None:
         self.config = config
-        self._key = webhooks.secret_key(config.secret.get_secret_value())
+        self._signer = signer(config.secret.get_secret_value())
         self._loop = asyncio.new_event_loop()
         self._session: aiohttp.ClientSession | None = None
 
@@ -64,6 +70,9 @@ class HttpTarget:
         return self._session
 
     def write(self, events: Sequence[Event]) -> None:
+        not_text = [e.id for e in events if not _is_utf8(e.body)]
+        if not_text:
+            raise PermanentError(f"body is not UTF-8 (Standard Webhooks signs it as text): {not_text[:5]}")
         errors = self._loop.run_until_complete(self._post_all(events))
         if errors:
             raise PartialFailure(errors)
@@ -84,19 +93,34 @@ class HttpTarget:
         return {e.id: r for e, r in zip(events, results, strict=True) if r is not None}
 
     async def _post(self, session: aiohttp.ClientSession, event: Event) -> None:
-        waited = 0.0
-        while True:
-            headers = {**self.config.headers, "content-type": "application/json",
-                       **webhooks.headers(self._key, event.id, int(time.time()), event.body)}
-            async with session.post(self.config.url, data=event.body, headers=headers) as resp:
-                if 200 <= resp.status < 300:
-                    return
-                text = await resp.text()
-                delay = _retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
-            if delay is None or waited + delay > self.config.max_retry_after_s:
-                raise HttpStatusError(resp.status, text)
-            await asyncio.sleep(delay)
-            waited += delay
+        """POST until 2xx, waiting out each 429/503 Retry-After while the waits add up to no more than
+        max_retry_after_s; then, or on any other failure, raise it."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, HttpStatusError) and e.retry_after is not None),
+            wait=lambda state: state.outcome.exception().retry_after,  # the endpoint said when
+            # idle_for: the waits so far; upcoming_sleep: this one
+            stop=lambda state: state.idle_for + state.upcoming_sleep > self.config.max_retry_after_s,
+            reraise=True)  # the last HttpStatusError itself, not tenacity's RetryError
+        async for attempt in retrying:
+            with attempt:
+                await self._post_once(session, event)
+
+    async def _post_once(self, session: aiohttp.ClientSession, event: Event) -> None:
+        headers = {**self.config.headers, "content-type": "application/json",
+                   **self.signed_headers(event.id, int(time.time()), event.body)}
+        async with session.post(self.config.url, data=event.body, headers=headers) as resp:
+            if 200 <= resp.status < 300:
+                return
+            text = await resp.text()
+            delay = _retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
+        raise HttpStatusError(resp.status, text, retry_after=delay)
+
+    def signed_headers(self, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+        # The package signs f"{id}.{timestamp}.{body}" encoded as UTF-8: for a UTF-8 body, the very
+        # bytes received, which is what the receiver's verify() decodes and checks.
+        when = datetime.fromtimestamp(timestamp, UTC)
+        return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
+                "webhook-signature": self._signer.sign(msg_id, when, body.decode())}
 
     def is_transient(self, exc: BaseException) -> bool:
         return True  # failures are per event (PartialFailure); anything else is the endpoint's
@@ -108,6 +132,25 @@ class HttpTarget:
         if self._session is not None:
             self._loop.run_until_complete(self._session.close())
         self._loop.close()
+
+
+def signer(secret: str) -> Webhook:
+    """The signer for a `whsec_` secret (the prefix optional). The package decodes leniently, dropping
+    characters that are not base64, so the secret is checked strictly first: a typo fails at
+    start-up instead of signing with some other key."""
+    try:
+        base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        return Webhook(secret)
+    except (ValueError, EmptyWebhookSecretError):
+        raise ValueError("a Standard Webhooks secret is 'whsec_' followed by base64") from None
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -26,6 +26,15 @@ from typing import Any, Protocol
 
 import pika
 from pika.exceptions import AMQPChannelError, AMQPConnectionError
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential,
+)
 
 from hub.backoffice.connectors.config import WorkerConfig
 from hub.broker import dead_letters as deadletter
@@ -94,18 +103,27 @@ class Worker:
     def run(self) -> None:
         """Consume until stopped (SIGTERM/SIGINT), reconnecting with backoff after a broker outage."""
         signal.signal(signal.SIGTERM, self.stop)
-        delay = 0.2
         try:
             while not self._stopping:
-                try:
-                    self._session()
-                    delay = 0.2
-                except (AMQPConnectionError, AMQPChannelError, OSError) as exc:
-                    log.warning("broker session ended; reconnecting", extra={"queue": self.queue, "error": repr(exc)})
-                    time.sleep(delay)
-                    delay = min(self.config.reconnect_max_s, delay * 2)
+                # A fresh policy whenever a session ends on its own (the broker cancelled the
+                # consumer): the backoff grows only while sessions keep failing.
+                for attempt in self._reconnecting():
+                    if self._stopping:  # stopped during the wait
+                        break
+                    with attempt:
+                        self._session()
         finally:
             self.target.close()
+
+    def _reconnecting(self) -> Retrying:
+        return Retrying(retry=retry_if_exception_type((AMQPConnectionError, AMQPChannelError, OSError)),
+                        stop=stop_never,
+                        wait=wait_exponential(multiplier=0.2, max=self.config.reconnect_max_s),
+                        before_sleep=self._session_lost, sleep=time.sleep)
+
+    def _session_lost(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("broker session ended; reconnecting", extra={"queue": self.queue, "error": repr(error)})
 
     def _session(self) -> None:
         c = self.config
@@ -179,31 +197,43 @@ class Worker:
         """Write with up to `attempts` tries; None when everything was written."""
         remaining = events
         errors: dict[str, BaseException] = {}
-        error: BaseException | None = None
-        for attempt in range(1, self.config.attempts + 1):
-            try:
-                self.target.write(remaining)
-                self.written += len(remaining)
-                return None
-            except PartialFailure as exc:
-                self.written += len(remaining) - len(exc.errors)
-                errors.update(exc.errors)
-                remaining = [e for e in remaining if e.id in exc.errors]
-                error = next(iter(exc.errors.values()))
-            except PermanentError as exc:
-                if split_on_content and len(remaining) > 1:
-                    return _Failed(remaining, exc, attempt, "failed", split=True)
-                return _Failed(remaining, exc, attempt, "unwritable")
-            except Exception as exc:  # noqa: BLE001 - classified by the target
-                error = exc
-                if split_on_content and len(remaining) > 1 and not self.target.is_transient(exc):
-                    return _Failed(remaining, exc, attempt, "failed", split=True)
-            if attempt < self.config.attempts:
-                log.warning("target write failed; retrying",
-                            extra={"queue": self.queue, "attempt": attempt, "events": len(remaining), "error": repr(error)})
-                self._sleep(min(self.config.backoff_max_s, self.config.backoff_initial_s * 2 ** (attempt - 1)))
-        assert error is not None
-        return _Failed(remaining, error, self.config.attempts, "failed", errors=errors)
+
+        def log_retry(state: RetryCallState) -> None:
+            error = _first_error(state.outcome.exception()) if state.outcome else None
+            log.warning("target write failed; retrying", extra={
+                "queue": self.queue, "attempt": state.attempt_number, "events": len(remaining),
+                "error": repr(error)})
+
+        c = self.config
+        retrying = Retrying(stop=stop_after_attempt(c.attempts),
+                            wait=wait_exponential(multiplier=c.backoff_initial_s, max=c.backoff_max_s),
+                            retry=retry_if_exception_type(Exception), before_sleep=log_retry,
+                            sleep=self._sleep)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    try:
+                        self.target.write(remaining)
+                        self.written += len(remaining)
+                    except PartialFailure as exc:
+                        self.written += len(remaining) - len(exc.errors)
+                        errors.update(exc.errors)
+                        remaining = [e for e in remaining if e.id in exc.errors]
+                        raise
+                    except PermanentError as exc:  # retrying cannot help; in a batch, find the event
+                        tries = attempt.retry_state.attempt_number
+                        if split_on_content and len(remaining) > 1:
+                            return _Failed(remaining, exc, tries, "failed", split=True)
+                        return _Failed(remaining, exc, tries, "unwritable")
+                    except Exception as exc:  # noqa: BLE001 - classified by the target
+                        if split_on_content and len(remaining) > 1 and not self.target.is_transient(exc):
+                            tries = attempt.retry_state.attempt_number
+                            return _Failed(remaining, exc, tries, "failed", split=True)
+                        raise
+        except RetryError as exc:
+            error = _first_error(exc.last_attempt.exception())
+            return _Failed(remaining, error, c.attempts, "failed", errors=errors)
+        return None
 
     def _sleep(self, seconds: float) -> None:
         # BlockingConnection.sleep keeps heartbeats going while we wait.
@@ -230,6 +260,13 @@ class _Failed:
 
     def __post_init__(self) -> None:
         self.errors = self.errors or {}
+
+
+def _first_error(exc: BaseException | None) -> BaseException | None:
+    """What a failed try is reported as: for a PartialFailure, its first event's error."""
+    if isinstance(exc, PartialFailure):
+        return next(iter(exc.errors.values()))
+    return exc
 
 
 def _parse(d: _Delivery) -> Event | PermanentError:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hub import keys
 from hub.app import create_app
@@ -239,3 +240,41 @@ async def test_ten_thousand_birthdays_get_one_greeting_each_across_a_restart_mid
     await engine.dispose()
     assert (sends, greeted) == (CUSTOMERS, CUSTOMERS)  # exactly one greeting per profile
     assert (runs, run_profiles) == (CUSTOMERS, CUSTOMERS)
+
+
+@pytest.mark.parametrize("conflicts", [1, 2])
+async def test_a_page_another_hub_recorded_first_is_tried_once_more(database_url, monkeypatch, conflicts):
+    """Another hub recording some of a page between our read and write makes the insert fail: the
+    page is read again and written once more; a second conflict in a row is raised."""
+    ruleset = loads_ruleset(BIRTHDAY_ONLY)
+    clock = FakeClock(SEOUL_8AM + timedelta(hours=1, seconds=5))
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    async with engine.begin() as conn:
+        await conn.execute(insert(profiles), [
+            {"id": new_id(), "created_at": clock.now, "updated_at": clock.now,
+             "attributes": json.dumps({"birthday": "1990-11-23"})} for _ in range(3)])
+    calls = 0
+    record_runs = scheduler_module._record_runs
+
+    def racing(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls <= conflicts:
+            raise IntegrityError("INSERT INTO schedule_runs ...", {}, Exception("duplicate key value"))
+        return record_runs(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module, "_record_runs", racing)
+    scheduler = Scheduler(engine, lambda: ruleset, clock=clock)
+    try:
+        if conflicts == 1:
+            assert (await scheduler.tick()).schedule_runs == 3
+        else:
+            with pytest.raises(IntegrityError):
+                await scheduler.tick()
+        async with engine.connect() as conn:
+            (runs,) = (await conn.execute(select(func.count(schedule_runs.c.id)))).one()
+    finally:
+        await engine.dispose()
+    assert calls == 2
+    assert runs == (3 if conflicts == 1 else 0)
