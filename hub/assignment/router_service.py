@@ -10,6 +10,10 @@ driven by the real clock, every decision persisted and published.
 - After every operation `flush()` drains the router's events and writes them in ONE transaction:
   task rows, the task_events log, agent rows and `task.*` outbox events; then pushes frames to the
   agents' websockets. An operation's caller is answered only after its events are durable.
+
+This module holds the service's lifecycle (start, stop, the single-router lock, loading, picking up
+new tasks) and its operations; the flush lives in transitions.py, the agent websockets in
+agent_consoles.py and the task's outside shape in task_views.py.
 """
 
 from __future__ import annotations
@@ -26,57 +30,30 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hub.assignment import store as store
-from hub.assignment import task_rules
-from hub.broker.events import event_row
+from hub.assignment.agent_consoles import AgentConsoles
+from hub.assignment.task_views import task_view
+from hub.assignment.transitions import TransitionFlush
 from hub.settings import RoutingSettings
 from hub.storage.engine import is_sqlite, writer
 from hub.tasks import cancel_and_wait
-from routing import (
-    AgentEvent,
-    DuplicateTask,
-    Presence,
-    Router,
-    SystemClock,
-    Task,
-    TaskEvent,
-    TaskEventKind,
-    TaskState,
-    UnknownQueue,
-    as_datetime,
-)
+from routing import AgentEvent, DuplicateTask, Router, SystemClock, Task, TaskEvent, UnknownQueue
 from schemas import OmnihubError
+
+# task_view is imported from here by the API.
+__all__ = ["RouterService", "RouterUnavailable", "task_view"]
 
 log = logging.getLogger("omnihub.router")
 
 T = TypeVar("T")
 _LOCK_RETRY_S = 2.0
 _LOCK_CHECK_S = 5.0
-_FRAME_BACKLOG = 1000
-_LIVE = (TaskState.WAITING, TaskState.OFFERED, TaskState.ASSIGNED, TaskState.WRAP_UP)
 
 
 class RouterUnavailable(OmnihubError):
     """Routing is not configured, or another hub process holds the router lock."""
 
 
-def _iso(seconds: float | None) -> str | None:
-    return as_datetime(seconds).isoformat() if seconds is not None else None
-
-
-def task_view(task: Task, state: TaskState | None = None) -> dict[str, Any]:
-    """A task as the API and the agent console see it."""
-    return {
-        "id": task.id, "interaction_id": task.interaction_id, "profile_id": task.profile_id,
-        "channel": task.channel, "queue": task.queue, "priority": task.priority,
-        "state": (state or task.state).value, "agent_id": task.agent_id,
-        "preferred_agent": task.preferred_agent, "required_skills": dict(task.required_skills),
-        "enqueued_at": _iso(task.enqueued_at), "answered_at": _iso(task.answered_at),
-        "ended_at": _iso(task.ended_at), "disposition": task.disposition, "note": task.note,
-        "sla_breached": task.sla_breached,
-    }
-
-
-class RouterService:
+class RouterService(TransitionFlush, AgentConsoles):
     def __init__(self, engine: AsyncEngine, config: RoutingSettings) -> None:
         self._engine = engine
         self.config = config
@@ -283,167 +260,3 @@ class RouterService:
             return None
         async with self._engine.connect() as conn:
             return await conn.run_sync(store.task_state, key)
-
-    # --- persisting and publishing ---
-
-    async def flush(self) -> None:
-        async with self._flush_lock:
-            router = self.router
-            if router is None:
-                return
-            events = self._unflushed + router.drain_events()
-            self._unflushed = []
-            if not events and not self._dirty:
-                return
-            touched: dict[str, Task] = {}
-            for tid in self._dirty:
-                if tid in self._known:
-                    touched[tid] = self._known[tid]
-            agent_ids: set[str] = set()
-            for ev in events:
-                if isinstance(ev, TaskEvent):
-                    task = self._known.get(ev.task_id)
-                    if task is not None:
-                        touched[ev.task_id] = task
-                    if ev.agent_id is not None:
-                        agent_ids.add(ev.agent_id)
-                else:
-                    agent_ids.add(ev.agent_id)
-            now = datetime.now(UTC)
-            # Rows are taken now, under the lock: while the write awaits, the router goes on
-            # changing these Task objects, and the next flush writes those changes.
-            params = [store.task_params(t, now) for t in touched.values()]
-            finished = [tid for tid, t in touched.items() if t.state not in _LIVE]
-            offered = [touched[e.task_id].interaction_id for e in events
-                       if isinstance(e, TaskEvent) and e.kind is TaskEventKind.OFFERED and e.task_id in touched]
-            try:
-                summaries = await self._write(router, events, touched, params, agent_ids, offered, now)
-            except Exception:
-                self._unflushed = events  # written with the next flush; the caller is told it failed
-                raise
-            self._dirty.clear()
-            for tid in finished:
-                self._known.pop(tid, None)
-        self._push(events, touched, summaries)
-
-    async def _write(self, router: Router, events: list[TaskEvent | AgentEvent], touched: dict[str, Task],
-                     params: list[dict[str, Any]], agent_ids: set[str], offered: list[str | None],
-                     now: datetime) -> dict[str, dict[str, Any]]:
-        event_rows, outbox_rows = [], []
-        for ev in events:
-            if isinstance(ev, AgentEvent):
-                outbox_rows.append(event_row(ev.event_type, now=as_datetime(ev.at), data=ev.to_dict()))
-                continue
-            event_rows.append(store.task_event_row(ev))
-            if ev.kind is not TaskEventKind.CREATED:  # task.created went out with the ingest commit
-                task = touched.get(ev.task_id)
-                data = {**(task_view(task, ev.state) if task is not None else {}), "event": _jsonable(ev.to_dict())}
-                outbox_rows.append(event_row(ev.event_type, now=as_datetime(ev.at), channel=ev.channel,
-                                             subject=task.profile_id if task else None, data=data))
-        # Agents named by events are registered (the router refuses unknown ones).
-        agent_rows = [store.agent_params(router.agent(aid), now) for aid in sorted(agent_ids)]
-        fired = task_rules.collect(self.rules, events, touched, task_view)
-
-        def work(conn: Any) -> dict[str, dict[str, Any]]:
-            store.persist(conn, task_list=params, event_rows=event_rows, outbox_rows=outbox_rows,
-                          agent_rows=agent_rows, now=now)
-            task_rules.apply(conn, fired, now, self.segment_set)
-            return store.interaction_summaries(conn, [i for i in offered if i])
-
-        async with writer(self._engine).begin() as conn:
-            summaries = await conn.run_sync(work)
-        task_rules.escalate(router, fired, self._wake.set)
-        return summaries
-
-    # --- agent websockets ---
-
-    def subscribe(self, agent_id: str) -> asyncio.Queue[dict[str, Any]]:
-        frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_FRAME_BACKLOG)
-        self._sockets.setdefault(agent_id, set()).add(frames)
-        handle = self._offline_timers.pop(agent_id, None)
-        if handle is not None:
-            handle.cancel()
-        return frames
-
-    def unsubscribe(self, agent_id: str, frames: asyncio.Queue[dict[str, Any]]) -> None:
-        subs = self._sockets.get(agent_id)
-        if subs is not None:
-            subs.discard(frames)
-            if not subs:
-                del self._sockets[agent_id]
-                self._offline_later(agent_id)
-
-    def _offline_later(self, agent_id: str) -> None:
-        """The agent's last console closed: unless one reconnects within the grace, set it offline,
-        so offers stop going to a closed browser (its pending ones return to the line at once)."""
-        grace = self.config.router.offline_grace_s
-        if grace is None or self.router is None:
-            return
-
-        def fire() -> None:
-            self._offline_timers.pop(agent_id, None)
-            job = asyncio.create_task(self._disconnected(agent_id))
-            self._background.add(job)
-            job.add_done_callback(self._background.discard)
-
-        self._offline_timers[agent_id] = asyncio.get_running_loop().call_later(grace, fire)
-
-    async def _disconnected(self, agent_id: str) -> None:
-        router = self.router
-        if router is None or agent_id in self._sockets:
-            return
-        try:
-            if router.agent(agent_id).presence is not Presence.OFFLINE:
-                await self.run(lambda r: r.set_presence(agent_id, Presence.OFFLINE, reason="disconnected"))
-        except Exception:
-            log.warning("could not set a disconnected agent offline", extra={"agent_id": agent_id}, exc_info=True)
-
-    async def offer_frames(self, agent_id: str) -> list[dict[str, Any]]:
-        """Offers already pending for an agent who (re)connects."""
-        router = self.require()
-        pending = [t for t in router.agent_tasks(agent_id) if t.state is TaskState.OFFERED]
-        if not pending:
-            return []
-        async with self._engine.connect() as conn:
-            summaries = await conn.run_sync(store.interaction_summaries, [t.interaction_id for t in pending if t.interaction_id])
-        expiry = self.config.router.offer_timeout_s
-        return [_offer_frame(t, summaries, (t.offered_at or 0) + expiry) for t in pending]
-
-    def _push(self, events: list[TaskEvent | AgentEvent], tasks: dict[str, Task],
-              summaries: dict[str, dict[str, Any]]) -> None:
-        if not self._sockets:
-            return
-        for ev in events:
-            subs = self._sockets.get(ev.agent_id) if ev.agent_id is not None else None
-            if not subs:
-                continue
-            if isinstance(ev, AgentEvent):
-                frame = {"type": "presence", "agent_id": ev.agent_id, "presence": ev.presence.value,
-                         "reason": ev.details.get("reason")}
-            elif (task := tasks.get(ev.task_id)) is None:
-                continue
-            elif ev.kind is TaskEventKind.OFFERED:
-                frame = _offer_frame(task, summaries, ev.details.get("expires_at"))
-            else:
-                frame = {"type": "task", "event": ev.kind.value, "task": task_view(task, ev.state),
-                         "details": _jsonable(ev.details)}
-            for frames in list(subs):
-                try:
-                    frames.put_nowait(frame)
-                except asyncio.QueueFull:
-                    log.warning("agent console not reading; frame dropped", extra={"agent_id": ev.agent_id})
-
-
-def _offer_frame(task: Task, summaries: dict[str, dict[str, Any]], expires_at: float | None) -> dict[str, Any]:
-    return {
-        "type": "offer", "task_id": task.id, "channel": task.channel, "queue": task.queue,
-        "priority": task.priority, "profile_id": task.profile_id,
-        "interaction": summaries.get(task.interaction_id or "", {"id": task.interaction_id}),
-        "expires_at": _iso(expires_at),
-        # Also relative: a console counts down on its own clock, which may not agree with ours.
-        "expires_in_s": None if expires_at is None else max(0.0, round(expires_at - time.time(), 1)),
-    }
-
-
-def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
-    return {k: (sorted(v) if isinstance(v, set) else v) for k, v in details.items()}
