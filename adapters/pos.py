@@ -7,7 +7,7 @@ HMAC-SHA256 over `id.timestamp.body`, keyed with the base64 part of a `whsec_` s
 the standard's reference implementation (the `standardwebhooks` package); it refuses timestamps more
 than 5 minutes from the hub's clock, so a captured request cannot be replayed later. Inside those 5
 minutes a replay is the same receipt, which the dedupe key answers as a repeat: nothing is written
-twice. `omnihub import pos FILE` (hub/pos_import.py) takes files of the same transactions through
+twice. `omnihub import pos FILE` (hub/ingest/pos_import.py) takes files of the same transactions through
 the same mapping.
 
 The dedupe key (provider_ref) is `<store>:<receipt>`: POS systems resend a sale they got no answer
@@ -17,7 +17,7 @@ send the register in the receipt, e.g. `R2-000123`).
 Refunds are transactions with `refund: true` (amounts as printed, not negative) and optionally the
 `original_receipt`. In the contact schema a refund's total and unit prices are negative, so lines
 and totals are signed money flows that add up; the hub reads a negative total as money returned
-(see hub/batch_write.py: it lowers `monetary`, and neither counts as a visit nor moves recency).
+(see hub/ingest/batch_write.py: it lowers `monetary`, and neither counts as a visit nor moves recency).
 
 Config keys (`adapters.pos`): secret (`whsec_...`), default_currency (for transactions that carry
 none), timezone (an IANA name, for POS clocks that send local times without an offset).

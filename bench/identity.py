@@ -4,8 +4,8 @@
 
 Fills the identifiers table with N identifiers (N/2 customers, each a phone and an email), then runs
 the ingest writer's resolution path as it runs in production: per group of 64 interactions one
-indexed lookup of their identifiers (hub.storage.ingest_store.find_identifiers) and the pure
-planning (hub.identity.IdentityPlan), 70% of them known customers (one in ten arriving with a new
+indexed lookup of their identifiers (hub.storage.batch.find_identifiers) and the pure
+planning (hub.profiles.identity.IdentityPlan), 70% of them known customers (one in ten arriving with a new
 second identifier to attach) and 30% new. Prints resolutions/s and the query plan of the lookup,
 which must search the primary key index, not scan. There is no floor: the figure is a capacity,
 and the query plan is the check that it does not depend on N.

@@ -2,7 +2,7 @@
 
 `raw_pika_confirm_publish` is as little as pika needs to publish persistent messages with publisher
 confirms and at most `window` unconfirmed; the relay must reach >= 0.80 of it. `__main__` also
-times hub.amqp.ConfirmPublisher on the same messages (batches of `window`, two batches in flight,
+times hub.broker.amqp.ConfirmPublisher on the same messages (batches of `window`, two batches in flight,
 the way the relay pipelines them) and prints the ratio.
 
     python -m bench.relay_floor [--url URL] [--count 20000] [--size 1024] [--window 1000] [--rounds 3]

@@ -66,7 +66,7 @@ def answer_for(request: web.Request, exc: Exception) -> web.StreamResponse:
 # 2-3% of an ingest's CPU in paired bench runs. `POST /v1/interactions` calls answer_for itself.
 def json_errors(handler: Handler, check: Check | None = None) -> Handler:
     """`handler`, answering whatever it raises with a JSON error (see answer_for); with `check` (the
-    authorization hub.auth adds), the request goes on only if check answers None, else gets its answer.
+    authorization hub.access.auth adds), the request goes on only if check answers None, else gets its answer.
     In the same layer: one wrapper a route, not one per concern."""
     if getattr(handler, _ANSWERS_ITS_ERRORS, False):
         return handler

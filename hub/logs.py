@@ -19,7 +19,7 @@ _KEEP = (r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?![0-9A-Za-z])"
 # long enough to be a phone number, not a count.
 _PHONE = r"(?<![A-Za-z0-9])\+?\d[\d\s().-]{5,}\d(?![A-Za-z0-9])"
 _DIGITS = re.compile(f"(?P<keep>{_KEEP})|(?P<phone>{_PHONE})")
-# The hub's session tokens and API keys (hub.auth prefixes them so): the agent websocket carries its
+# The hub's session tokens and API keys (hub.access.auth prefixes them so): the agent websocket carries its
 # token in the URL, which an access log line quotes.
 _CREDENTIAL = re.compile(r"\b(oh[tk]_)[A-Za-z0-9_-]{8,}")
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}

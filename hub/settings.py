@@ -149,7 +149,7 @@ class QuietHours(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    """Logins and API keys (hub.auth). Off by default: the embedded default, the demo and the benches run open."""
+    """Logins and API keys (hub.access.auth). Off by default: the embedded default, the demo and the benches run open."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     enabled: bool = False
@@ -195,7 +195,7 @@ class Settings(BaseSettings):
     # {big-spender: {field: profile.monetary, op: gte, value: 1000000}}; recomputed on every change.
     segments: dict[str, dict[str, Any]] = Field(default_factory=dict)  # profiles (issue 3)
     backoffice: BackofficeSettings = Field(default_factory=BackofficeSettings)  # back-office (issue 7)
-    # Message templates (hub.templates): name -> {channel or default: text or {subject, text, html}},
+    # Message templates (hub.outbound.templates): name -> {channel or default: text or {subject, text, html}},
     # and a directory of YAML files holding more of them.
     templates: dict[str, Any] = Field(default_factory=dict)
     templates_dir: str | None = None

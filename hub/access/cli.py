@@ -1,4 +1,4 @@
-"""`omnihub users add|list|disable` and `omnihub keys create|list|revoke` (hub.auth), on the
+"""`omnihub users add|list|disable` and `omnihub keys create|list|revoke` (hub.access.auth), on the
 database of the hub's config. Passwords come from a prompt or `--password-stdin`, never an argument
 (it would sit in the shell history and the process list); a key is printed once and stored hashed."""
 

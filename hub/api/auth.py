@@ -1,4 +1,4 @@
-"""`POST /v1/auth/login`, `POST /v1/auth/logout`, `GET /v1/auth/me` (hub.auth)."""
+"""`POST /v1/auth/login`, `POST /v1/auth/logout`, `GET /v1/auth/me` (hub.access.auth)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`POST /v1/campaigns` and `GET /v1/campaigns/{id}` (DESIGN section 8; hub.campaigns)."""
+"""`POST /v1/campaigns` and `GET /v1/campaigns/{id}` (DESIGN section 8; hub.outbound.campaigns)."""
 
 from __future__ import annotations
 

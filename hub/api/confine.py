@@ -1,6 +1,6 @@
 """What an `agent` user may see and do (DESIGN section 9: "Agents see only the tasks and profiles
 routed to them"): act only as its own agent_id, read only the profiles (and their interactions) of
-the tasks offered to or held by it. Supervisors, admins and API keys are not confined (hub.auth)."""
+the tasks offered to or held by it. Supervisors, admins and API keys are not confined (hub.access.auth)."""
 
 from __future__ import annotations
 

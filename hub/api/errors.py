@@ -12,7 +12,7 @@ from hub.http_errors import error_response, json_errors
 
 
 def add_json_routes(app: web.Application, routes: Iterable[web.RouteDef]) -> None:
-    """Add `routes`, each wrapped once: JSON errors and the authorization it declares (hub.auth)."""
+    """Add `routes`, each wrapped once: JSON errors and the authorization it declares (hub.access.auth)."""
     # create_app always sets AUTH; an app without it (a test's bare app) has no logins to check.
     auth = app.get(keys.AUTH)
     wrap = auth.wrap if auth is not None else json_errors

@@ -1,7 +1,7 @@
 """The profile API (DESIGN sections 4 and 11): the single view, lookup, timeline, update,
 erasure, merge, unmerge and merge suggestions.
 
-Each request is one unit of work; the statements live in hub.storage.profiles_repo and run on a
+Each request is one unit of work; the statements live in hub.profiles.store and run on a
 sync connection through run_sync, so the merge the API does is the one the ingest writer does.
 """
 

@@ -5,7 +5,7 @@ line order), `POST /v1/tasks/{id}/accept|decline|transfer|wrapup|complete|abando
 agent console websocket `GET /v1/agents/ws?agent_id=...` (offers and task updates pushed;
 `accept`/`decline` frames in; the agent goes offline `offline_grace_s` after its last one closes).
 
-With auth enabled (hub.auth) an `agent` user acts only as its own agent_id (hub.api.confine):
+With auth enabled (hub.access.auth) an `agent` user acts only as its own agent_id (hub.api.confine):
 naming another agent, or wrapping up a task it does not hold, is refused with 403.
 """
 

@@ -4,7 +4,7 @@ driven by the real clock, every decision persisted and published.
 - Start: take the single-router lock (a PostgreSQL session advisory lock; SQLite is one process),
   write the configured queues and agents to their tables, rebuild the router from them and from
   the live tasks (Router.restore).
-- Tasks arrive committed in state `new` (hub.routing_step, in the ingest transaction); the service
+- Tasks arrive committed in state `new` (hub.ingest.routing_step, in the ingest transaction); the service
   picks them up on `notify()` (the pipeline's on_commit) or on a short poll of the state index.
 - Timers: an asyncio task sleeps until `next_due()`, a wake-up or the poll interval, then advances.
 - After every operation `flush()` drains the router's events and writes them in ONE transaction:

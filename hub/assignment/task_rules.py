@@ -1,5 +1,5 @@
 """Rules on the router's task triggers (`task.sla_breached`, `task.abandoned`; issue 5), run by the
-router service (hub.router_service) as it flushes.
+router service (hub.assignment.router_service) as it flushes.
 
 Three stages, so the router service stays a few lines:
 
@@ -7,7 +7,7 @@ Three stages, so the router service stays a few lines:
   rules see it (taken now, because the router goes on changing its Task objects);
 - `apply`, inside the flush's transaction: evaluate and store the effects with the task events
   (publish -> outbox row with the task as data; send_message / auto_reply / start_timer /
-  set_profile / add_segment -> the rows the ingest step writes, through hub.rules_effects;
+  set_profile / add_segment -> the rows the ingest step writes, through hub.automation.effects;
   add_tag -> the stored interaction's tags);
 - `escalate`, after the commit: the router changes the live task through its own API, and the
   next flush persists the change (task row, task_events, outbox) like any other transition.

@@ -1,6 +1,6 @@
 """Carrying out rule actions: the rows they become, and the writes that store them.
 
-Shared by the ingest step (hub.rules_step) and the scheduler (hub.scheduler), so an action means
+Shared by the ingest step (hub.ingest.rules_step) and the scheduler (hub.automation.scheduler), so an action means
 the same thing whether an interaction, a timer or a daily schedule produced it. Planning is pure;
 `write_effects` runs on the caller's Core connection, inside the caller's transaction.
 """

@@ -1,6 +1,6 @@
 """Publisher-confirm bookkeeping: the messages, batches and delivery tags of one confirm channel.
 
-Kept apart from the pika session (hub/amqp.py) so the tag arithmetic is tested without a broker.
+Kept apart from the pika session (hub/broker/amqp.py) so the tag arithmetic is tested without a broker.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One group commit's unit of work: dedupe -> identity -> steps -> inserts, on one connection.
 
-Synchronous Core code, run inside the transaction the pipeline opens (see hub.pipeline). It builds
+Synchronous Core code, run inside the transaction the pipeline opens (see hub.ingest.pipeline). It builds
 everything afresh from its inputs each time it runs, so a retried batch never sees the effects of
 an attempt that was rolled back.
 """

@@ -3,7 +3,7 @@ outbox events, in one transaction, so a crash leaves all or nothing and a 2xx me
 durable (DESIGN section 1).
 
 Concurrent ingests share commits: one writer task takes whatever is queued and commits it as one
-group (hub.batch_write), so the fsync a durable answer needs is paid once per group. On SQLite the
+group (hub.ingest.batch_write), so the fsync a durable answer needs is paid once per group. On SQLite the
 group's statements run with the stdlib driver on the event loop's thread and its COMMIT on a
 writer thread, so the loop keeps serving HTTP while SQLite syncs (see _SqliteWriter). On
 PostgreSQL the unit runs through AsyncConnection.run_sync on asyncpg.

@@ -2,7 +2,7 @@
 
 It runs inside the ingest unit of work, after the rules step: the task row and its `task.created`
 event are written in the interaction's own transaction, so a 2xx means the task is durable. The
-task is committed in state `new`; the live router (hub.router_service) picks it up after the commit.
+task is committed in state `new`; the live router (hub.assignment.router_service) picks it up after the commit.
 
 One conversation, one task: a message in a conversation that already has an open task (new,
 waiting, offered or assigned) joins it rather than making another, so a customer who sends five

@@ -1,7 +1,7 @@
 """Outbound messages: accepting a request, and the state a message goes through (DESIGN section 8).
 
 `accept` stores a request as a queued message in one transaction (after consent checks), so a 202
-means it will be sent even if the hub restarts; hub.dispatcher hands queued messages to their
+means it will be sent even if the hub restarts; hub.outbound.dispatcher hands queued messages to their
 channel's adapter. `record_status` applies a provider's status report and emits `message.delivered`
 or `message.failed` in the same transaction. Statements run on a sync Connection (run_sync), as the
 profile API's do.
@@ -64,7 +64,7 @@ class MessageRequest(BaseModel):
     text: Annotated[str, StringConstraints(max_length=65_536)] | None = None
     html: Annotated[str, StringConstraints(max_length=1_048_576)] | None = None
     unsubscribe_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    # A template (hub.templates) instead of subject/text/html, rendered for the channel chosen,
+    # A template (hub.outbound.templates) instead of subject/text/html, rendered for the channel chosen,
     # with these variables plus the customer's `profile` and the answered `interaction`.
     template: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
     variables: dict[Annotated[str, StringConstraints(min_length=1, max_length=64)], Any] = Field(default_factory=dict)

@@ -1,8 +1,8 @@
 """Messages the rules and the back office asked for: due `scheduled_actions` rows become queued
 messages (DESIGN sections 6 and 8).
 
-A rule's `send_message` and `auto_reply` (hub.rules_effects) and a templated `message.send` command
-(hub.command_store) are committed as `scheduled_actions` rows with the change that caused them.
+A rule's `send_message` and `auto_reply` (hub.automation.effects) and a templated `message.send` command
+(hub.backoffice.command_store) are committed as `scheduled_actions` rows with the change that caused them.
 This loop takes each due row and, in ONE transaction, queues its message through hub.outbound
 (templates, channel choice, consent, quiet hours) and marks the row `done`, or `failed` with the
 refusal in `outcome` (no consent, no channel, an unknown template, a missing variable). The message's
@@ -111,7 +111,7 @@ def _request(row: dict[str, Any]) -> MessageRequest:
             # On the interaction's own channel and thread; automatic, so never marketing.
             return MessageRequest(in_reply_to=row["interaction_id"], template=payload["template"],
                                   idempotency_key=key)
-        case _:  # a message.send command kept for the template module (hub.command_store)
+        case _:  # a message.send command kept for the template module (hub.backoffice.command_store)
             to = payload.get("to") or {}
             ident = to.get("identifier")
             return MessageRequest(

@@ -1,5 +1,5 @@
 """The profile API's statements (DESIGN section 4): synchronous Core, run through
-AsyncConnection.run_sync so they share hub.storage.ingest_store's merge with the ingest writer.
+AsyncConnection.run_sync so they share hub.storage.batch's merge with the ingest writer.
 
 Every function takes the caller's connection and runs inside the caller's transaction; the
 events a change emits go to the outbox in that same transaction.

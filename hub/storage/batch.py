@@ -294,7 +294,7 @@ def merge_profiles(conn: Connection, survivor: uuid.UUID, merged: uuid.UUID, *, 
 
     The survivor keeps its own field values and takes the merged profile's where it has none
     (lists and maps are united, purchases added up). The audit row keeps the identifiers and
-    interactions that moved and both profiles' field values, so hub.storage.profiles_repo.unmerge
+    interactions that moved and both profiles' field values, so hub.profiles.store.unmerge
     can restore them. Returns what moved, for the `profile.merged` event (field names, no values).
     """
     moved_idents = conn.execute(

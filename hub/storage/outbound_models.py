@@ -36,7 +36,7 @@ messages = Table(
     Column("error_message", String(500)),
     Column("lease_until", UTCDateTime),
     Column("not_before", UTCDateTime),  # held for quiet hours or a campaign's throttle
-    Column("campaign_id", Uuid),  # the campaign that sent it (hub.campaigns)
+    Column("campaign_id", Uuid),  # the campaign that sent it (hub.outbound.campaigns)
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("idempotency_key", name="uq_messages_idempotency_key"),
@@ -48,7 +48,7 @@ messages = Table(
 
 CAMPAIGN_STATES = ("scheduled", "running", "sending", "completed")
 
-# A campaign: one templated message to every profile of a segment (hub.campaigns). `cursor` is the
+# A campaign: one templated message to every profile of a segment (hub.outbound.campaigns). `cursor` is the
 # last profile id queued, so a hub that stops mid-way resumes there (idempotency keys make a
 # repeat of the last chunk harmless); `skipped` counts refusals by reason as JSON.
 campaigns = Table(

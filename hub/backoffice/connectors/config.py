@@ -7,7 +7,7 @@ bindings: ["profile.*", "interaction.received.#"]
 prefetch: 100                     # unacked deliveries the broker hands this worker at once
 batch_size: 100                   # events written to the target in one transaction
 attempts: 5                       # tries before an event is dead-lettered
-target: {...}                     # per kind: see hub.connectors.sql, .file, .http
+target: {...}                     # per kind: see hub.backoffice.connectors.sql, .file, .http
 ```
 Unknown keys are refused, as in the hub's own settings.
 """

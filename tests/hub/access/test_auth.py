@@ -1,4 +1,4 @@
-"""Authentication and authorization (hub.auth) on a real hub, SQLite and PostgreSQL: logins, tokens,
+"""Authentication and authorization (hub.access.auth) on a real hub, SQLite and PostgreSQL: logins, tokens,
 API keys and their scopes, agents confined to their own tasks, and every route declaring its need."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""hub.amqp: delivery-tag bookkeeping on its own, then ConfirmPublisher against the real broker.
+"""hub.broker.amqp: delivery-tag bookkeeping on its own, then ConfirmPublisher against the real broker.
 
 Broker-side set-up and reads use pika.BlockingConnection in a thread. Every exchange and queue is
 named after run_prefix and deleted at the end of its test.

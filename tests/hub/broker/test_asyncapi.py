@@ -100,7 +100,7 @@ def _types(expr: ast.expr, node: ast.AST, tree: ast.Module, parents, where: str,
                     | _types(orelse, node, tree, parents, where, has_channel))
         case ast.Attribute(attr="event_type"):
             # The router's TaskEvent/AgentEvent.event_type: tasks are published with their channel,
-            # agents without (hub/router_service.py).
+            # agents without (hub/assignment/router_service.py).
             kinds = [f"task.{k.value}" for k in TaskEventKind] if has_channel else [f"agent.{k.value}" for k in AgentEventKind]
             return set(kinds)
         case ast.Name(id=name):
