@@ -37,14 +37,14 @@ from aiohttp import web  # noqa: E402
 from sqlalchemy import delete  # noqa: E402
 
 from bench.relay_floor import DEFAULT_URL  # noqa: E402
+from hub.broker import outbox_store as repo  # noqa: E402
 from hub.broker.amqp import ConfirmPublisher, OutgoingMessage  # noqa: E402
 from hub.broker.events import event_row  # noqa: E402
 from hub.broker.relay import OutboxRelay  # noqa: E402
-from hub.broker import outbox_store as repo  # noqa: E402
+from hub.broker.topology import Topology, declare_consumer_queue, declare_exchanges  # noqa: E402
 from hub.storage.engine import create_engine  # noqa: E402
 from hub.storage.migrate import upgrade  # noqa: E402
 from hub.storage.models import outbox  # noqa: E402
-from hub.broker.topology import Topology, declare_consumer_queue, declare_exchanges  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldC0wMQ=="

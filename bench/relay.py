@@ -26,9 +26,9 @@ if __package__ in (None, ""):
 from sqlalchemy import delete, func, select  # noqa: E402
 
 from bench.relay_floor import DEFAULT_URL, _broker_admin, raw_pika_confirm_publish  # noqa: E402
+from hub.broker import outbox_store as repo  # noqa: E402
 from hub.broker.events import event_row  # noqa: E402
 from hub.broker.relay import MAX_IN_FLIGHT_BATCHES, OutboxRelay  # noqa: E402
-from hub.broker import outbox_store as repo  # noqa: E402
 from hub.storage.engine import create_engine  # noqa: E402
 from hub.storage.migrate import upgrade  # noqa: E402
 from hub.storage.models import outbox  # noqa: E402

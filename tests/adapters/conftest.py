@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.adapters.fake_twilio import FakeTwilio
+
 # The hub fixtures (a clean database per backend, settings): adapters run in a real hub.
 from tests.hub.conftest import database_url, make_settings  # noqa: F401
 

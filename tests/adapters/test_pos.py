@@ -18,9 +18,9 @@ from adapters.pos import PosAdapter
 from adapters.registry import AdapterConfigError, available
 from hub import keys
 from hub.app import create_app
-from tests.adapters.pos_support import OTHER_SECRET, PATH, SECRET, encode, post, sale, signed_headers, stale
 from tests.adapters.conftest import PUBLIC_BASE_URL
 from tests.adapters.fake_twilio import inbound_params
+from tests.adapters.pos_support import OTHER_SECRET, PATH, SECRET, encode, post, sale, signed_headers, stale
 from tests.hub.conftest import count_rows, eventually
 
 POS = {"secret": SECRET, "default_currency": "KRW"}

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from adapters.pos import REFUND_TAG, PosMapping, PosTransaction, error_fields
 from hub.app import create_app
-from schemas import CHANNELS_KEY, BUILTIN_CHANNELS, DEFAULT_REGION_KEY, Interaction
+from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY, Interaction
 from tests.adapters.pos_support import SECRET, encode, post, sale
 
 CONTEXT = {DEFAULT_REGION_KEY: "KR", CHANNELS_KEY: BUILTIN_CHANNELS}

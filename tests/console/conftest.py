@@ -22,9 +22,9 @@ import pytest
 from aiohttp import web
 
 from hub import keys
-from hub.app import create_app
-from hub.access.auth import KEY_PREFIX, hash_password, new_secret
 from hub.access import store as auth_store
+from hub.access.auth import KEY_PREFIX, hash_password, new_secret
+from hub.app import create_app
 from hub.settings import load_settings
 from tests.adapters.conftest import PUBLIC_BASE_URL
 from tests.adapters.fake_twilio import OUR_NUMBER, FakeTwilio, inbound_params
