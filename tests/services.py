@@ -61,15 +61,16 @@ def _pg_admin(sql: str) -> None:
         pool.submit(asyncio.run, run()).result()
 
 
-def create_pg_database() -> str:
-    """Create a fresh database for this run and return its SQLAlchemy URL."""
+def create_pg_database(suffix: str = "") -> str:
+    """Create a fresh database for this run (and `suffix`, for a test wanting its own) and return
+    its SQLAlchemy URL."""
     try:
         import asyncpg  # noqa: F401
     except ImportError:
         unavailable("asyncpg is not installed (pip install -e '.[postgres]')")
     if not port_open("127.0.0.1", 5432):
         unavailable("PostgreSQL does not answer on 127.0.0.1:5432")
-    name = f"omnihub_{RUN_PREFIX}"
+    name = f"omnihub_{RUN_PREFIX}{suffix}"
     try:
         _pg_admin(f'CREATE DATABASE "{name}"')
     except Exception as exc:  # noqa: BLE001 - any failure here means "no usable server"

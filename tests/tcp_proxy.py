@@ -19,6 +19,10 @@ class TcpProxy:
         self._target = (target_host, target_port)
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        # Silent (a blackhole): connections stay open and accepted, but no byte passes either way,
+        # as when a firewall drops packets or a server hangs; only timeouts and heartbeats notice.
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -32,7 +36,15 @@ class TcpProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def silence(self) -> None:
+        """Stop forwarding bytes on every connection, new ones included, without closing any."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._target)
         except OSError:
@@ -44,6 +56,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
