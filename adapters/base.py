@@ -204,6 +204,10 @@ async def _no_call_updates(update: CallUpdate) -> CallUpdated | None:
     raise HubUnavailable("this hub does not record call updates")
 
 
+async def _no_peers(payload: Mapping[str, Any]) -> None:
+    return None
+
+
 @dataclass
 class AdapterDeps:
     """What the hub gives an adapter. Adapters reach the hub only through these."""
@@ -219,6 +223,10 @@ class AdapterDeps:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("omnihub.adapters"))
     # Applies a CallUpdate; None when no interaction of this adapter has that provider_ref yet.
     update_call: Callable[[CallUpdate], Awaitable[CallUpdated | None]] = field(default=_no_call_updates)
+    # Hands a small JSON payload (under 7 KB) to this adapter's `from_peer` in every other hub
+    # process: for a socket held by another hub behind the same load balancer. Best effort;
+    # raises ValueError for a payload too large (send an id the peer can read instead).
+    tell_peers: Callable[[Mapping[str, Any]], Awaitable[None]] = field(default=_no_peers)
 
 
 @dataclass(frozen=True)
@@ -271,6 +279,9 @@ class ChannelAdapter(abc.ABC):
 
     async def start(self) -> None:
         """Start listeners and pollers (webhook-only adapters have none)."""
+
+    async def from_peer(self, payload: Mapping[str, Any]) -> None:
+        """What this adapter in another hub process passed to `deps.tell_peers`."""
 
     async def closing(self) -> None:
         """The hub is shutting down: close long-lived connections (websockets) so it need not wait for them."""

@@ -20,7 +20,9 @@ Outbound: `send()` keeps the reply for the visitor (durably, in the adapter's st
 it to each of the visitor's open sockets; status `sent` means the hub holds it for the widget, and
 it becomes `delivered` when the widget confirms it was shown (`delivered` frame), which also drops
 it. Replies not confirmed are sent again at the visitor's next `hello`, after a drop or a restart.
-Sockets live in this process: a hub running several nodes needs sticky websockets (noted in README).
+Sockets live in one hub process; with several hubs behind a balancer a reply sent through another
+hub reaches the socket through `deps.tell_peers` and `from_peer` (hub.channels.peers), no sticky
+sessions needed.
 
 Config keys: secret, allowed_origins, session_idle_s, max_text_chars, max_frame_bytes,
 max_pending, hello_timeout_s.
@@ -284,6 +286,15 @@ class ChatAdapter(ChannelAdapter):
                     raise PermanentSendError(f"the visitor has {len(pending)} replies unread", code="mailbox_full")
                 pending.append(frame)
                 await self.deps.state.set(f"pending:{visitor_id}", json.dumps(pending))
+        handed = await self._hand(visitor_id, frame)
+        await self._tell_peers(visitor_id, frame)
+        self.deps.log.info("chat reply", extra={"message_id": frame["id"], "sockets": handed})
+        session = await self._session(visitor_id, touch_only=True)  # an agent's reply keeps the session open
+        return SendResult(provider_ref=frame["id"], provider=PROVIDER,
+                          conversation_key=message.conversation_key or session)
+
+    async def _hand(self, visitor_id: str, frame: dict[str, Any]) -> int:
+        """To the visitor's sockets open on this hub; how many took it."""
         handed = 0
         for ws in list(self._sockets.get(visitor_id, ())):
             try:
@@ -291,10 +302,28 @@ class ChatAdapter(ChannelAdapter):
                 handed += 1
             except ConnectionError:
                 pass  # held: the next hello sends it
-        self.deps.log.info("chat reply", extra={"message_id": frame["id"], "sockets": handed})
-        session = await self._session(visitor_id, touch_only=True)  # an agent's reply keeps the session open
-        return SendResult(provider_ref=frame["id"], provider=PROVIDER,
-                          conversation_key=message.conversation_key or session)
+        return handed
+
+    async def _tell_peers(self, visitor_id: str, frame: dict[str, Any]) -> None:
+        """The visitor's widget may be connected to another hub behind the balancer: the frame
+        itself when it is small, else its id, which that hub reads from the pending replies."""
+        try:
+            await self.deps.tell_peers({"visitor": visitor_id, "frame": frame})
+        except ValueError:
+            await self.deps.tell_peers({"visitor": visitor_id, "id": frame["id"]})
+
+    async def from_peer(self, payload: Mapping[str, Any]) -> None:
+        """A reply sent through another hub, for a visitor whose socket may be here."""
+        visitor_id = str(payload.get("visitor", ""))
+        if not self._sockets.get(visitor_id):
+            return
+        frame = payload.get("frame")
+        if not isinstance(frame, dict):
+            frame = next((f for f in await self._pending(visitor_id) if f["id"] == payload.get("id")), None)
+            if frame is None:
+                return  # confirmed already, or not committed: nothing to show
+        handed = await self._hand(visitor_id, frame)
+        self.deps.log.info("chat reply from a peer", extra={"message_id": frame.get("id"), "sockets": handed})
 
     async def closing(self) -> None:
         for sockets in list(self._sockets.values()):

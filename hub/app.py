@@ -32,7 +32,8 @@ from hub.backoffice.commands import CommandConsumer
 from hub.broker import outbox_store as repo
 from hub.broker.relay import OutboxRelay
 from hub.broker.topology import Topology
-from hub.channels.runtime import adapters_ctx, channel_adapters, mount_adapters
+from hub.channels import router_link
+from hub.channels.runtime import adapters_ctx, channel_adapters, mount_adapters, peers_ctx
 from hub.ingest.rules_step import RulesStep
 from hub.ingest.setup import ingest_pipeline
 from hub.metrics import Metrics
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> web.Application:
         log.warning("auth is disabled: every API is open to anyone who can reach the hub "
                     "(set auth.enabled: true, see README \"Authentication\")")
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(peers_ctx)  # other hubs on this database: sockets held there
     app.cleanup_ctx.append(rules_ctx)  # rules (issue 5): before the pipeline that runs them
     app.cleanup_ctx.append(_relay)
     app.cleanup_ctx.append(_pipeline)
@@ -132,6 +134,11 @@ async def _router(app: web.Application) -> AsyncIterator[None]:
     service.rules = app[keys.RULES]  # task.sla_breached / task.abandoned rules (issue 5)
     service.segment_set = app[keys.PIPELINE].policy.segments
     app[keys.PIPELINE].on_commit.append(service.notify)  # new tasks are routed at once, not at the next poll
+    peers = app[keys.PEERS]
+    if peers.shared:  # agents' consoles on other hubs get the frames this one pushes when it routes
+        service.tell_peers = functools.partial(peers.publish, "agent.frame")
+        peers.subscribe("agent.frame", service.from_peer)
+        peers.subscribe(router_link.KIND, router_link.answering(service))  # agents' operations asked elsewhere
     await service.start()
     yield
     await service.stop()

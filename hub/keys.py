@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from hub.backoffice.commands import CommandConsumer, OutboundSender
     from hub.broker.relay import OutboxRelay
     from hub.channels.blobs import FileBlobStore
+    from hub.channels.peers import Peers
     from hub.ingest.pipeline import Pipeline
     from hub.ingest.rules_step import RulesStep
     from hub.metrics import Metrics
@@ -44,6 +45,8 @@ RELOAD_ON_SIGHUP: web.AppKey[bool] = web.AppKey("reload_on_sighup", bool)  # set
 # --- adapters (issue 4) ---
 ADAPTERS: web.AppKey[dict[str, ChannelAdapter]] = web.AppKey("adapters")  # by adapter name
 BLOBS: web.AppKey[FileBlobStore] = web.AppKey("blobs")
+# The other hub processes on the same database (hub.channels.peers): sockets held elsewhere.
+PEERS: web.AppKey[Peers] = web.AppKey("peers")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 TEMPLATES: web.AppKey[TemplateSet] = web.AppKey("templates")  # message templates, compiled at start-up
 SCHEDULED_SENDS: web.AppKey[ScheduledSender] = web.AppKey("scheduled_sends")  # rules' and commands' messages

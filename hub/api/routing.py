@@ -5,6 +5,10 @@ line order), `POST /v1/tasks/{id}/accept|decline|transfer|wrapup|complete|abando
 agent console websocket `GET /v1/agents/ws?agent_id=...` (offers and task updates pushed;
 `accept`/`decline` frames in; the agent goes offline `offline_grace_s` after its last one closes).
 
+With several hubs on one database the router is active on one of them; an operation reaching
+another is run there (hub.channels.router_link) and a console connected to another gets its frames
+through hub.channels.peers.
+
 With auth enabled (hub.access.auth) an `agent` user acts only as its own agent_id (hub.api.confine):
 naming another agent, or wrapping up a task it does not hold, is refused with 403.
 """
@@ -14,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
@@ -26,11 +29,11 @@ from hub.api import openapi
 from hub.api.confine import not_self, task_holder
 from hub.assignment import store as store
 from hub.assignment.router_service import RouterUnavailable, task_view
+from hub.channels import router_link
 from hub.http_errors import error_response
 from routing import (
     InvalidTransition,
     Presence,
-    Router,
     RoutingError,
     Task,
     TaskState,
@@ -112,19 +115,23 @@ async def _refusal(request: web.Request, exc: Exception, task_id: str | None = N
             return {"status": 409, "error": "refused", "message": str(exc)}
 
 
-async def _task_op(request: web.Request, op: Callable[[Router, str], Any], *, held: bool = False) -> web.Response:
-    """Run `op` on the task; `held`: an agent user may do it only to a task offered to or held by it."""
+async def _task_op(request: web.Request, op: str, args: dict[str, Any], *, held: bool = False) -> web.Response:
+    """Run `op` on the task, on whichever hub routes (hub.channels.router_link); `held`: an agent
+    user may do it only to a task offered to or held by it."""
     task_id = request.match_info["id"]
-    service = request.app[keys.ROUTER]
     if held and restricted_agent(request) is not None:
         if (refusal := not_self(request, await task_holder(request, task_id))) is not None:
             return refusal
     try:
-        task = await service.run(lambda router: op(router, task_id))
+        view = await _perform(request, op, {"task_id": task_id, **args})
     except (RoutingError, RouterUnavailable) as exc:
         body = await _refusal(request, exc, task_id)
         return web.json_response(body, status=body.pop("status"))
-    return web.json_response(task_view(task))
+    return web.json_response(view)
+
+
+async def _perform(request: web.Request, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    return await router_link.perform(request.app[keys.ROUTER], request.app[keys.PEERS], op, args)
 
 
 @routes.post("/v1/tasks/{id}/accept")
@@ -134,7 +141,7 @@ async def accept(request: web.Request) -> web.Response:
     body = await _body(request, AgentBody)
     if (refusal := not_self(request, body.agent_id)) is not None:
         return refusal
-    return await _task_op(request, lambda r, tid: r.accept(tid, body.agent_id))
+    return await _task_op(request, "accept", {"agent_id": body.agent_id})
 
 
 @routes.post("/v1/tasks/{id}/decline")
@@ -144,7 +151,7 @@ async def decline(request: web.Request) -> web.Response:
     body = await _body(request, DeclineBody)
     if (refusal := not_self(request, body.agent_id)) is not None:
         return refusal
-    return await _task_op(request, lambda r, tid: r.decline(tid, body.agent_id, body.reason))
+    return await _task_op(request, "decline", {"agent_id": body.agent_id, "reason": body.reason})
 
 
 @routes.post("/v1/tasks/{id}/transfer")
@@ -155,7 +162,7 @@ async def transfer(request: web.Request) -> web.Response:
     if body.queue is None and body.agent_id is None:
         return error_response(422, "validation_failed", "a transfer needs a queue or an agent_id",
                               [{"field": "queue", "message": "queue or agent_id is required"}])
-    return await _task_op(request, lambda r, tid: r.transfer(tid, queue=body.queue, agent_id=body.agent_id))
+    return await _task_op(request, "transfer", {"queue": body.queue, "agent_id": body.agent_id})
 
 
 @routes.post("/v1/tasks/{id}/wrapup")
@@ -163,7 +170,7 @@ async def transfer(request: web.Request) -> web.Response:
 @openapi.body(WrapupBody)
 async def wrapup(request: web.Request) -> web.Response:
     body = await _body(request, WrapupBody)
-    return await _task_op(request, lambda r, tid: r.wrapup(tid, body.disposition, body.note), held=True)
+    return await _task_op(request, "wrapup", {"disposition": body.disposition, "note": body.note}, held=True)
 
 
 @routes.post("/v1/tasks/{id}/complete")
@@ -171,7 +178,7 @@ async def wrapup(request: web.Request) -> web.Response:
 @openapi.body(WrapupBody)
 async def complete(request: web.Request) -> web.Response:
     body = await _body(request, WrapupBody)
-    return await _task_op(request, lambda r, tid: r.complete(tid, body.disposition, body.note), held=True)
+    return await _task_op(request, "complete", {"disposition": body.disposition, "note": body.note}, held=True)
 
 
 @routes.post("/v1/tasks/{id}/abandon")
@@ -181,7 +188,7 @@ async def abandon(request: web.Request) -> web.Response:
     """The customer left before an agent accepted (a call hung up, a chat closed): 409 once assigned,
     when the end of the conversation is a wrap-up instead."""
     await _body(request, ReasonBody)
-    return await _task_op(request, lambda r, tid: r.abandon(tid))
+    return await _task_op(request, "abandon", {})
 
 
 @routes.post("/v1/tasks/{id}/cancel")
@@ -190,7 +197,7 @@ async def abandon(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     """Withdraw a live task in any state (a duplicate, a spam message); its agent's capacity comes back."""
     body = await _body(request, ReasonBody)
-    return await _task_op(request, lambda r, tid: r.cancel(tid, body.reason))
+    return await _task_op(request, "cancel", {"reason": body.reason})
 
 
 @routes.get("/v1/tasks")
@@ -277,13 +284,12 @@ async def set_presence(request: web.Request) -> web.Response:
     agent_id = request.match_info["id"]
     if (refusal := not_self(request, agent_id)) is not None:
         return refusal
-    service = request.app[keys.ROUTER]
     try:
-        agent = await service.run(lambda r: r.set_presence(agent_id, body.presence))
+        view = await _perform(request, "presence", {"agent_id": agent_id, "presence": body.presence.value})
     except (RoutingError, RouterUnavailable) as exc:
         refusal = await _refusal(request, exc)
         return web.json_response(refusal, status=refusal.pop("status"))
-    return web.json_response({"id": agent.id, "presence": agent.presence.value, "idle_since": _iso(agent.idle_since)})
+    return web.json_response(view)
 
 
 @routes.get("/v1/agents/ws")
@@ -301,11 +307,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     try:
-        router = service.require()
-        state = next((s for s in router.agent_states() if s.id == agent_id), None)
-        if state is None:
-            raise UnknownAgent(f"no agent {agent_id!r}")
-        pending = await service.offer_frames(agent_id)
+        agent, pending = await _greeting(request, agent_id)
     except (RoutingError, RouterUnavailable) as exc:
         refusal = await _refusal(request, exc)
         await ws.send_json({"type": "error", **refusal})
@@ -314,7 +316,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     frames = service.subscribe(agent_id)
     sender = asyncio.create_task(_send_frames(ws, frames))
     try:
-        await ws.send_json({"type": "hello", "agent": {**state.to_dict(), "idle_since": _iso(state.idle_since)}})
+        await ws.send_json({"type": "hello", "agent": agent})
         for frame in pending:
             await ws.send_json(frame)
         async for msg in ws:
@@ -325,6 +327,23 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         service.unsubscribe(agent_id, frames)
         sender.cancel()
     return ws
+
+
+async def _greeting(request: web.Request, agent_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The agent and its pending offers: from the router when this hub routes, else as the routing
+    hub last wrote them (its frames then come through hub.channels.peers)."""
+    service = request.app[keys.ROUTER]
+    router = service.router
+    if router is None and request.app[keys.PEERS].shared and service.enabled:
+        found = await service.stored_hello(agent_id)
+        if found is None:
+            raise UnknownAgent(f"no agent {agent_id!r}")
+        return found
+    router = service.require()
+    state = next((s for s in router.agent_states() if s.id == agent_id), None)
+    if state is None:
+        raise UnknownAgent(f"no agent {agent_id!r}")
+    return {**state.to_dict(), "idle_since": _iso(state.idle_since)}, await service.offer_frames(agent_id)
 
 
 async def _send_frames(ws: web.WebSocketResponse, frames: asyncio.Queue[dict[str, Any]]) -> None:
@@ -343,15 +362,14 @@ async def _handle_frame(request: web.Request, agent_id: str, data: str) -> dict[
         fields = [{"field": ".".join(str(p) for p in e["loc"]) or "frame", "message": e["msg"]}
                   for e in exc.errors(include_url=False, include_input=False)]
         return {"type": "error", "error": "invalid_frame", "fields": fields}
-    service = request.app[keys.ROUTER]
+    args = {"task_id": frame.task_id, "agent_id": agent_id}
+    if frame.op == "decline":
+        args["reason"] = frame.reason
     try:
-        if frame.op == "accept":
-            task = await service.run(lambda r: r.accept(frame.task_id, agent_id))
-        else:
-            task = await service.run(lambda r: r.decline(frame.task_id, agent_id, frame.reason))
+        view = await _perform(request, frame.op, args)
     except (RoutingError, RouterUnavailable) as exc:
         refusal = await _refusal(request, exc, frame.task_id)
         refusal.pop("status")
         return {"type": "error", "op": frame.op, "task_id": frame.task_id, **refusal}
-    return {"type": "ack", "op": frame.op, "task_id": frame.task_id, "task": task_view(task)}
+    return {"type": "ack", "op": frame.op, "task_id": frame.task_id, "task": view}
 

@@ -2,6 +2,11 @@
 unsubscribe), the offers pending for a console that (re)connects, the frames pushed after each
 flush, and setting an agent offline when its last console has been closed for the grace period.
 
+Several hubs: the router is active on one of them, consoles connect to any. The active one pushes
+each frame to its own consoles and hands it to `tell_peers` (hub.channels.peers, wired by the app);
+the others put what their peers tell them (`from_peer`) on their own consoles, and greet a console
+from the tables the router writes (`stored_hello`).
+
 A mixin of RouterService (router_service.py), which owns the state it reads. Kept apart because
 it is about browsers, not routing: its state (sockets, offline timers) never reaches the database,
 and it changes the router only through the service's `run()`.
@@ -10,15 +15,20 @@ and it changes the router only through the service's `run()`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.assignment import store as store
 from hub.assignment.task_views import _iso, _jsonable, task_view
 from hub.settings import RoutingSettings
+from hub.storage.routing_models import agents as agent_rows
+from hub.storage.routing_models import tasks as task_rows
 from routing import AgentEvent, Presence, Router, Task, TaskEvent, TaskEventKind, TaskState
 
 log = logging.getLogger("omnihub.router")
@@ -36,6 +46,9 @@ class AgentConsoles:
     _sockets: dict[str, set[asyncio.Queue[dict[str, Any]]]]
     _offline_timers: dict[str, asyncio.TimerHandle]
     _background: set[asyncio.Task[None]]
+    # Set by the app when other hubs may hold consoles (raises ValueError for a frame too large).
+    tell_peers: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    _peer_tail: asyncio.Task[None] | None = None
 
     def subscribe(self, agent_id: str) -> asyncio.Queue[dict[str, Any]]:
         frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_FRAME_BACKLOG)
@@ -91,11 +104,9 @@ class AgentConsoles:
 
     def _push(self, events: list[TaskEvent | AgentEvent], tasks: dict[str, Task],
               summaries: dict[str, dict[str, Any]]) -> None:
-        if not self._sockets:
-            return
+        outgoing: list[tuple[str, dict[str, Any]]] = []
         for ev in events:
-            subs = self._sockets.get(ev.agent_id) if ev.agent_id is not None else None
-            if not subs:
+            if ev.agent_id is None or (not self._sockets.get(ev.agent_id) and self.tell_peers is None):
                 continue
             if isinstance(ev, AgentEvent):
                 frame = {"type": "presence", "agent_id": ev.agent_id, "presence": ev.presence.value,
@@ -107,11 +118,83 @@ class AgentConsoles:
             else:
                 frame = {"type": "task", "event": ev.kind.value, "task": task_view(task, ev.state),
                          "details": _jsonable(ev.details)}
-            for frames in list(subs):
+            self.deliver(ev.agent_id, frame)
+            outgoing.append((ev.agent_id, frame))
+        if outgoing and self.tell_peers is not None:
+            self._tell_peers_later(outgoing)
+
+    def deliver(self, agent_id: str, frame: dict[str, Any]) -> None:
+        """Onto the agent's consoles connected to this hub."""
+        for frames in list(self._sockets.get(agent_id, ())):
+            try:
+                frames.put_nowait(frame)
+            except asyncio.QueueFull:
+                log.warning("agent console not reading; frame dropped", extra={"agent_id": agent_id})
+
+    async def from_peer(self, body: dict[str, Any]) -> None:
+        """A frame the routing hub pushed, for consoles that may be connected here."""
+        agent_id, frame = body.get("agent"), body.get("frame")
+        if isinstance(agent_id, str) and isinstance(frame, dict) and self.router is None:
+            self.deliver(agent_id, frame)
+
+    def _tell_peers_later(self, outgoing: list[tuple[str, dict[str, Any]]]) -> None:
+        """After the flush, in flush order: each batch waits for the one before it."""
+        previous, tell = self._peer_tail, self.tell_peers
+        assert tell is not None
+
+        async def send() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            for agent_id, frame in outgoing:
                 try:
-                    frames.put_nowait(frame)
-                except asyncio.QueueFull:
-                    log.warning("agent console not reading; frame dropped", extra={"agent_id": ev.agent_id})
+                    await tell({"agent": agent_id, "frame": frame})
+                except ValueError:
+                    # Over NOTIFY's 8000 bytes (a long subject or note): the console fetches the
+                    # interaction or the task by its id.
+                    try:
+                        await tell({"agent": agent_id, "frame": _trimmed(frame)})
+                    except ValueError:
+                        log.warning("frame too large for peers; dropped", extra={"agent_id": agent_id})
+
+        job = asyncio.create_task(send())
+        self._peer_tail = job
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def stored_hello(self, agent_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """On a hub that is not routing: the agent and its pending offers as the router last wrote
+        them; None for an agent the tables do not know."""
+        async with self._engine.connect() as conn:
+            found = await conn.run_sync(_stored_agent, agent_id)
+        if found is None:
+            return None
+        agent, offered = found
+        expiry = self.config.router.offer_timeout_s
+        return agent, [_offer_frame(t, summaries, (t.offered_at or 0) + expiry) for t, summaries in offered]
+
+
+def _stored_agent(conn: Connection, agent_id: str) -> tuple[dict[str, Any], list[tuple[Task, dict[str, Any]]]] | None:
+    row = conn.execute(select(agent_rows).where(agent_rows.c.id == agent_id)).mappings().first()
+    if row is None:
+        return None
+    held = [store.task_from_row(r) for r in conn.execute(
+        select(task_rows).where(task_rows.c.agent_id == agent_id, task_rows.c.state.in_(store.LIVE))).mappings()]
+    agent = {"id": row["id"], "presence": row["presence"], "idle_since": _iso(row["idle_since"].timestamp())
+             if row["idle_since"] else None, "missed_in_row": row["missed_in_row"],
+             "tasks": {t.id: t.state.value for t in held}, "skills": json.loads(row["skills"] or "{}")}
+    offered = [t for t in held if t.state is TaskState.OFFERED]
+    summaries = store.interaction_summaries(conn, [t.interaction_id for t in offered if t.interaction_id])
+    return agent, [(t, summaries) for t in offered]
+
+
+def _trimmed(frame: dict[str, Any]) -> dict[str, Any]:
+    out = dict(frame, trimmed=True)
+    if isinstance(out.get("interaction"), dict):
+        out["interaction"] = {"id": out["interaction"].get("id")}
+    if isinstance(out.get("task"), dict):
+        out["task"] = {k: v for k, v in out["task"].items() if k != "note"}
+    out.pop("details", None)
+    return out
 
 
 def _offer_frame(task: Task, summaries: dict[str, dict[str, Any]], expires_at: float | None) -> dict[str, Any]:

@@ -20,9 +20,9 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -46,6 +46,7 @@ from hub import keys
 from hub.access.auth import PUBLIC, requires
 from hub.assignment.router_service import RouterUnavailable
 from hub.channels.blobs import FileBlobStore
+from hub.channels.peers import PgPeers, peers_for
 from hub.channels.state import DbStateStore
 from hub.http_errors import error_response
 from hub.ingest.call_updates import apply_call_update_async
@@ -81,6 +82,7 @@ def mount_adapters(app: web.Application) -> None:
             validation_context=app[keys.VALIDATION_CONTEXT],
             log=logging.getLogger(f"omnihub.adapters.{cls.name}"),
             update_call=_call_update_for(app, cls),
+            tell_peers=functools.partial(_tell_peers, app, cls.name),
         )
 
     def public(handler):
@@ -123,6 +125,27 @@ def channel_adapters(app: web.Application) -> dict[str, str]:
     return found
 
 
+async def peers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The hub's link to the other hubs on its database (hub.channels.peers), each adapter subscribed
+    to what its twins elsewhere tell it; opened before the router and the adapters that use it."""
+    peers = peers_for(app[keys.ENGINE])
+    app[keys.PEERS] = peers
+    for adapter in app[keys.ADAPTERS].values():
+        peers.subscribe(f"adapter.{adapter.name}", _from_peer(adapter))
+    if isinstance(peers, PgPeers):
+        await peers.start()
+    yield
+    if isinstance(peers, PgPeers):
+        await peers.stop()
+
+
+def _from_peer(adapter: ChannelAdapter) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    async def handle(body: dict[str, Any]) -> None:
+        await adapter.from_peer(body)
+
+    return handle
+
+
 async def adapters_ctx(app: web.Application) -> AsyncIterator[None]:
     running = list(app[keys.ADAPTERS].values())
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
@@ -139,6 +162,10 @@ async def adapters_ctx(app: web.Application) -> AsyncIterator[None]:
                     await adapter.stop()
                 except Exception:
                     log.exception("adapter failed to stop", extra={"adapter": adapter.name})
+
+
+async def _tell_peers(app: web.Application, adapter: str, payload: Mapping[str, Any]) -> None:
+    await app[keys.PEERS].publish(f"adapter.{adapter}", dict(payload))
 
 
 def _guarded(adapter: ChannelAdapter, hook: Webhook):

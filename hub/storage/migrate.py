@@ -6,9 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Hubs starting together on one PostgreSQL database migrate one at a time (the others then find
+# it current); a transaction lock, released at commit or when a killed hub's session ends.
+MIGRATION_LOCK_KEY = 0x6F6D6E6D
 
 
 def alembic_config() -> Config:
@@ -24,6 +28,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         await conn.run_sync(run)
 
 
