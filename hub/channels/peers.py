@@ -40,6 +40,7 @@ from hub.tasks import cancel_and_wait
 log = logging.getLogger("omnihub.peers")
 
 CHANNEL = "omnihub_peers"
+APPLICATION_NAME = "omnihub-peers"  # the listening session, as pg_stat_activity names it
 MAX_PAYLOAD_BYTES = 7999  # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
 _RECONNECT_MAX_S = 5.0
 
@@ -171,7 +172,8 @@ class PgPeers:
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(self._dsn, timeout=10)
+                conn = await asyncpg.connect(self._dsn, timeout=10,
+                                             server_settings={"application_name": APPLICATION_NAME})
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self._channel, self._received)
