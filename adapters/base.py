@@ -199,6 +199,11 @@ class StateStore(Protocol):
     async def get(self, key: str) -> str | None: ...
     async def set(self, key: str, value: str) -> None: ...
 
+    async def update(self, key: str, change: Callable[[str | None], str | None]) -> str | None:
+        """Read and write one key as one step, even against other hub processes: `change` gets
+        the value (None: unset) and returns the new one (None: keep it); what it raises aborts."""
+        ...
+
 
 async def _no_call_updates(update: CallUpdate) -> CallUpdated | None:
     raise HubUnavailable("this hub does not record call updates")

@@ -259,12 +259,20 @@ class ChatAdapter(ChannelAdapter):
         return json.loads(raw) if raw else []
 
     async def _delivered(self, visitor_id: str, message_id: str) -> None:
-        async with self._lock(visitor_id):
-            pending = await self._pending(visitor_id)
+        dropped = False
+
+        def drop(raw: str | None) -> str | None:
+            nonlocal dropped
+            pending = json.loads(raw) if raw else []
             kept = [f for f in pending if f["id"] != message_id]
-            if len(kept) == len(pending):
-                return  # not one of this visitor's replies (or confirmed already): nothing to report
-            await self.deps.state.set(f"pending:{visitor_id}", json.dumps(kept))
+            dropped = len(kept) < len(pending)
+            return json.dumps(kept) if dropped else None
+
+        # Through update, not get then set: another hub may be adding a reply to the same list.
+        async with self._lock(visitor_id):
+            await self.deps.state.update(f"pending:{visitor_id}", drop)
+        if not dropped:
+            return  # not one of this visitor's replies (or confirmed already): nothing to report
         await self.deps.report_status(StatusUpdate(provider_ref=message_id, message_id=message_id,
                                                    status=DeliveryStatus.DELIVERED, occurred_at=self.deps.clock()))
 
@@ -279,13 +287,16 @@ class ChatAdapter(ChannelAdapter):
         visitor_id = message.to.value
         frame = {"type": "message", "id": str(message.id), "text": text[: self.capabilities.max_text_chars],
                  "at": self.deps.clock().isoformat()}
+        def add(raw: str | None) -> str | None:
+            pending = json.loads(raw) if raw else []
+            if any(f["id"] == frame["id"] for f in pending):  # a re-dispatch after a lost lease: keep one
+                return None
+            if len(pending) >= self.config.max_pending:
+                raise PermanentSendError(f"the visitor has {len(pending)} replies unread", code="mailbox_full")
+            return json.dumps([*pending, frame])
+
         async with self._lock(visitor_id):
-            pending = await self._pending(visitor_id)
-            if all(f["id"] != frame["id"] for f in pending):  # a re-dispatch after a lost lease: keep one
-                if len(pending) >= self.config.max_pending:
-                    raise PermanentSendError(f"the visitor has {len(pending)} replies unread", code="mailbox_full")
-                pending.append(frame)
-                await self.deps.state.set(f"pending:{visitor_id}", json.dumps(pending))
+            await self.deps.state.update(f"pending:{visitor_id}", add)
         handed = await self._hand(visitor_id, frame)
         await self._tell_peers(visitor_id, frame)
         self.deps.log.info("chat reply", extra={"message_id": frame["id"], "sockets": handed})

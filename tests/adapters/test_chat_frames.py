@@ -45,6 +45,12 @@ class Memory:
     async def set(self, key, value):
         self.values[key] = value
 
+    async def update(self, key, change):
+        changed = change(self.values.get(key))
+        if changed is not None:
+            self.values[key] = changed
+        return self.values.get(key)
+
 
 def adapter() -> ChatAdapter:
     class Outcome:
