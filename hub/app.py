@@ -134,11 +134,7 @@ async def _router(app: web.Application) -> AsyncIterator[None]:
     service.rules = app[keys.RULES]  # task.sla_breached / task.abandoned rules (issue 5)
     service.segment_set = app[keys.PIPELINE].policy.segments
     app[keys.PIPELINE].on_commit.append(service.notify)  # new tasks are routed at once, not at the next poll
-    peers = app[keys.PEERS]
-    if peers.shared:  # agents' consoles on other hubs get the frames this one pushes when it routes
-        service.tell_peers = functools.partial(peers.publish, "agent.frame")
-        peers.subscribe("agent.frame", service.from_peer)
-        peers.subscribe(router_link.KIND, router_link.answering(service))  # agents' operations asked elsewhere
+    router_link.link(service, app[keys.PEERS])  # agents' consoles on other hubs (several hubs on PostgreSQL)
     await service.start()
     yield
     await service.stop()

@@ -46,8 +46,12 @@ class AgentConsoles:
     _sockets: dict[str, set[asyncio.Queue[dict[str, Any]]]]
     _offline_timers: dict[str, asyncio.TimerHandle]
     _background: set[asyncio.Task[None]]
-    # Set by the app when other hubs may hold consoles (raises ValueError for a frame too large).
+    # Set by the app when other hubs may hold consoles (hub.channels.router_link.link): hand a
+    # frame to them (raises ValueError for one too large); whether one of them holds a console
+    # for the agent; tell the routing hub that the last console here closed.
     tell_peers: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+    held_elsewhere: Callable[[str], Awaitable[bool]] | None = None
+    report_disconnected: Callable[[str], Awaitable[None]] | None = None
     _peer_tail: asyncio.Task[None] | None = None
 
     def subscribe(self, agent_id: str) -> asyncio.Queue[dict[str, Any]]:
@@ -70,22 +74,34 @@ class AgentConsoles:
         """The agent's last console closed: unless one reconnects within the grace, set it offline,
         so offers stop going to a closed browser (its pending ones return to the line at once)."""
         grace = self.config.router.offline_grace_s
-        if grace is None or self.router is None:
+        if grace is None or (self.router is None and self.report_disconnected is None):
             return
 
         def fire() -> None:
             self._offline_timers.pop(agent_id, None)
-            job = asyncio.create_task(self._disconnected(agent_id))
+            job = asyncio.create_task(self._last_console_closed(agent_id))
             self._background.add(job)
             job.add_done_callback(self._background.discard)
 
         self._offline_timers[agent_id] = asyncio.get_running_loop().call_later(grace, fire)
 
-    async def _disconnected(self, agent_id: str) -> None:
+    async def _last_console_closed(self, agent_id: str) -> None:
+        if agent_id in self._sockets:
+            return
+        if self.router is None and self.report_disconnected is not None:
+            await self.report_disconnected(agent_id)  # the routing hub decides: it may be connected there
+        else:
+            await self.disconnected(agent_id)
+
+    async def disconnected(self, agent_id: str) -> None:
+        """No console for the agent here for the grace period: offline, unless another hub holds one
+        (a console that reconnected through the balancer lands on any hub)."""
         router = self.router
         if router is None or agent_id in self._sockets:
             return
         try:
+            if self.held_elsewhere is not None and await self.held_elsewhere(agent_id):
+                return
             if router.agent(agent_id).presence is not Presence.OFFLINE:
                 await self.run(lambda r: r.set_presence(agent_id, Presence.OFFLINE, reason="disconnected"))
         except Exception:
@@ -130,6 +146,10 @@ class AgentConsoles:
                 frames.put_nowait(frame)
             except asyncio.QueueFull:
                 log.warning("agent console not reading; frame dropped", extra={"agent_id": agent_id})
+
+    async def console_held(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A peer asks whether a console for the agent is open here; no answer means no."""
+        return {"held": True} if body.get("agent") in self._sockets else None
 
     async def from_peer(self, body: dict[str, Any]) -> None:
         """A frame the routing hub pushed, for consoles that may be connected here."""

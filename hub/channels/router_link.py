@@ -8,10 +8,17 @@ API answers as if the router were local. No answer in time (no hub routing, the 
 off) is RouterUnavailable, which the API answers 503.
 
 Operations are named, not shipped as code: `OPERATIONS` is what a peer may ask for.
+
+An agent goes offline when its last console has been closed for the grace period (DESIGN section
+7); with consoles on any hub, a console closing on one hub says nothing of the others (a browser
+reconnecting through the balancer lands anywhere). So the routing hub, before setting an agent
+offline, asks whether any hub holds a console for it, and a hub that is not routing reports its
+last console closing to the routing hub instead of deciding itself.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +41,12 @@ from routing import (
 log = logging.getLogger("omnihub.peers")
 
 KIND = "router.op"
+FRAMES = "agent.frame"
+CONSOLES = "agent.console"
 ANSWER_TIMEOUT_S = 10.0
+# How long the routing hub waits for a hub holding the agent's console before it sets the agent
+# offline: a hub slower than this costs the agent a presence change, not a lost task.
+HELD_TIMEOUT_S = 2.0
 
 OPERATIONS: dict[str, Callable[[Router, dict[str, Any]], Task | Agent]] = {
     "accept": lambda r, a: r.accept(a["task_id"], a["agent_id"]),
@@ -71,12 +83,44 @@ async def perform(service: RouterService, peers: Peers, op: str, args: dict[str,
     return answer["result"]
 
 
+def link(service: RouterService, peers: Peers) -> None:
+    """Wire the router service to the other hubs: its frames out to their consoles, theirs in,
+    operations asked of it, and agents' consoles closed there."""
+    if not peers.shared:
+        return
+    service.tell_peers = functools.partial(peers.publish, FRAMES)
+    peers.subscribe(FRAMES, service.from_peer)
+    peers.subscribe(CONSOLES, service.console_held)
+    peers.subscribe(KIND, answering(service))
+
+    async def held_elsewhere(agent_id: str) -> bool:
+        try:
+            await peers.request(CONSOLES, {"agent": agent_id}, HELD_TIMEOUT_S)
+        except NoPeerAnswered:
+            return False
+        return True
+
+    async def report_disconnected(agent_id: str) -> None:
+        try:
+            await peers.request(KIND, {"op": "disconnected", "args": {"agent_id": agent_id}}, ANSWER_TIMEOUT_S)
+        except NoPeerAnswered:
+            log.warning("no routing hub heard that an agent's console closed", extra={"agent_id": agent_id})
+
+    service.held_elsewhere = held_elsewhere
+    service.report_disconnected = report_disconnected
+
+
 def answering(service: RouterService) -> Callable[[dict[str, Any]], Any]:
     """The handler of peers' operations: answers only while this hub routes."""
     async def answer(body: dict[str, Any]) -> dict[str, Any] | None:
-        op = OPERATIONS.get(str(body.get("op")))
         args = body.get("args")
-        if op is None or not isinstance(args, dict) or service.router is None:
+        if service.router is None or not isinstance(args, dict):
+            return None
+        if body.get("op") == "disconnected":  # a console closed on another hub
+            await service.disconnected(str(args.get("agent_id")))
+            return {"result": {}}
+        op = OPERATIONS.get(str(body.get("op")))
+        if op is None:
             return None
         try:
             return {"result": view(await service.run(lambda router: op(router, args)))}

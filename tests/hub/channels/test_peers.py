@@ -20,7 +20,7 @@ from tests.hub.conftest import eventually
 from tests.hub.payloads import sms
 
 ROUTING = {"queues": [{"name": "support", "sla_s": 30}], "default_queue": "support", "poll_interval_s": 0.05,
-           "agents": [{"id": "alice"}, {"id": "bob"}]}
+           "agents": [{"id": "alice"}, {"id": "bob"}], "router": {"offline_grace_s": 0.3}}
 
 
 @pytest.fixture
@@ -120,3 +120,45 @@ async def test_a_listener_whose_connection_is_killed_listens_again(pg_only, engi
     finally:
         await listener.stop()
         await sender.stop()
+
+
+async def _presence(client, agent_id: str) -> str:
+    return client.app[keys.ROUTER].router.agent(agent_id).presence.value
+
+
+async def _settled(service) -> bool:
+    return not service._offline_timers and not service._background
+
+
+async def test_the_last_console_closing_on_a_standby_sets_the_agent_offline(pg_only, aiohttp_client, make_settings):
+    first, second = await _routing_and_standby(aiohttp_client, make_settings)
+    ws = await second.ws_connect("/v1/agents/ws?agent_id=alice")
+    assert (await ws.receive_json(timeout=10))["type"] == "hello"
+    assert (await second.post("/v1/agents/alice/presence", json={"presence": "available"})).status == 200
+    await ws.close()
+    await eventually(lambda: _is(first, "alice", "offline"), timeout=20)
+
+
+async def test_a_console_that_moved_to_another_hub_keeps_the_agent_available(pg_only, aiohttp_client, make_settings):
+    first, second = await _routing_and_standby(aiohttp_client, make_settings)
+    on_first = await first.ws_connect("/v1/agents/ws?agent_id=alice")
+    assert (await on_first.receive_json(timeout=10))["type"] == "hello"
+    assert (await first.post("/v1/agents/alice/presence", json={"presence": "available"})).status == 200
+    # The browser reconnects through the balancer and lands on the other hub.
+    on_second = await second.ws_connect("/v1/agents/ws?agent_id=alice")
+    assert (await on_second.receive_json(timeout=10))["type"] == "hello"
+    await on_first.close()
+    service = first.app[keys.ROUTER]
+    await eventually(lambda: _settled_after_grace(service), timeout=20)
+    assert await _presence(first, "alice") == "available"
+    await on_second.close()
+    await eventually(lambda: _is(first, "alice", "offline"), timeout=20)
+
+
+async def _is(client, agent_id: str, presence: str) -> bool:
+    return await _presence(client, agent_id) == presence
+
+
+async def _settled_after_grace(service) -> bool:
+    await asyncio.sleep(0.4)  # past the grace: the timer has fired and its check is running or done
+    return await _settled(service)
