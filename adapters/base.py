@@ -228,7 +228,7 @@ class AdapterDeps:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("omnihub.adapters"))
     # Applies a CallUpdate; None when no interaction of this adapter has that provider_ref yet.
     update_call: Callable[[CallUpdate], Awaitable[CallUpdated | None]] = field(default=_no_call_updates)
-    # Hands a small JSON payload (under 7 KB) to this adapter's `from_peer` in every other hub
+    # Hands a JSON payload (up to 256 KiB) to this adapter's `from_peer` in every other hub
     # process: for a socket held by another hub behind the same load balancer. Best effort;
     # raises ValueError for a payload too large (send an id the peer can read instead).
     tell_peers: Callable[[Mapping[str, Any]], Awaitable[None]] = field(default=_no_peers)

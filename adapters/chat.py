@@ -316,23 +316,14 @@ class ChatAdapter(ChannelAdapter):
         return handed
 
     async def _tell_peers(self, visitor_id: str, frame: dict[str, Any]) -> None:
-        """The visitor's widget may be connected to another hub behind the balancer: the frame
-        itself when it is small, else its id, which that hub reads from the pending replies."""
-        try:
-            await self.deps.tell_peers({"visitor": visitor_id, "frame": frame})
-        except ValueError:
-            await self.deps.tell_peers({"visitor": visitor_id, "id": frame["id"]})
+        """The visitor's widget may be connected to another hub behind the balancer."""
+        await self.deps.tell_peers({"visitor": visitor_id, "frame": frame})
 
     async def from_peer(self, payload: Mapping[str, Any]) -> None:
         """A reply sent through another hub, for a visitor whose socket may be here."""
-        visitor_id = str(payload.get("visitor", ""))
-        if not self._sockets.get(visitor_id):
+        visitor_id, frame = str(payload.get("visitor", "")), payload.get("frame")
+        if not self._sockets.get(visitor_id) or not isinstance(frame, dict):
             return
-        frame = payload.get("frame")
-        if not isinstance(frame, dict):
-            frame = next((f for f in await self._pending(visitor_id) if f["id"] == payload.get("id")), None)
-            if frame is None:
-                return  # confirmed already, or not committed: nothing to show
         handed = await self._hand(visitor_id, frame)
         self.deps.log.info("chat reply from a peer", extra={"message_id": frame.get("id"), "sockets": handed})
 

@@ -168,13 +168,8 @@ class AgentConsoles:
             for agent_id, frame in outgoing:
                 try:
                     await tell({"agent": agent_id, "frame": frame})
-                except ValueError:
-                    # Over NOTIFY's 8000 bytes (a long subject or note): the console fetches the
-                    # interaction or the task by its id.
-                    try:
-                        await tell({"agent": agent_id, "frame": _trimmed(frame)})
-                    except ValueError:
-                        log.warning("frame too large for peers; dropped", extra={"agent_id": agent_id})
+                except ValueError:  # over 256 KiB: no frame the router makes comes near
+                    log.warning("frame too large for peers; dropped", extra={"agent_id": agent_id})
 
         job = asyncio.create_task(send())
         self._peer_tail = job
@@ -205,16 +200,6 @@ def _stored_agent(conn: Connection, agent_id: str) -> tuple[dict[str, Any], list
     offered = [t for t in held if t.state is TaskState.OFFERED]
     summaries = store.interaction_summaries(conn, [t.interaction_id for t in offered if t.interaction_id])
     return agent, [(t, summaries) for t in offered]
-
-
-def _trimmed(frame: dict[str, Any]) -> dict[str, Any]:
-    out = dict(frame, trimmed=True)
-    if isinstance(out.get("interaction"), dict):
-        out["interaction"] = {"id": out["interaction"].get("id")}
-    if isinstance(out.get("task"), dict):
-        out["task"] = {k: v for k, v in out["task"].items() if k != "note"}
-    out.pop("details", None)
-    return out
 
 
 def _offer_frame(task: Task, summaries: dict[str, dict[str, Any]], expires_at: float | None) -> dict[str, Any]:

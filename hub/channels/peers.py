@@ -9,12 +9,16 @@ Why PostgreSQL LISTEN/NOTIFY and not a RabbitMQ fan-out exchange: several hubs c
 PostgreSQL (SQLite is one process), while a broker is optional (the embedded default has none, and
 a broker outage must not stop chat). So NOTIFY is there exactly when peers exist, with no topology
 to declare, no credentials more, and no second system whose outage splits the hubs. Its limits are
-accepted on purpose: a payload is at most 8000 bytes, so small frames travel inline and a larger
-chat reply travels as its id, which the receiving hub reads from the row the sender committed
-(the adapter's state: "notify an id and read the row"); and a hub not listening at that moment
-(reconnecting) misses it, which loses nothing because everything that must survive is durable
-already: a chat reply stays pending until the widget confirms it and is sent again at its next
-hello, an offer is a task row that a reconnecting console reloads.
+handled, or accepted on purpose:
+- A NOTIFY payload is under 8000 bytes. A larger message (a 4,000-character chat reply in Hangul,
+  a wrap-up note) is sent in parts, all NOTIFYs of one transaction, so PostgreSQL delivers them
+  together, in order, or not at all, and the listener joins them. (Notifying an id to read from
+  a row would need a table for frames and operations that have no row of their own.)
+- A hub not listening at that moment (reconnecting) misses what was sent meanwhile. That loses
+  nothing that must survive, since it is durable already: a chat reply stays pending until the
+  widget confirms it and is sent again at its next hello, an offer is a task row that a
+  reconnecting console reloads; an operation asked of the routing hub gets no answer and the API
+  answers 503.
 
 With SQLite there are no peers: `LocalPeers` publishes nowhere and everything stays in-process.
 Each hub's own NOTIFY comes back to it too; it is dropped by the sender's node id.
@@ -23,6 +27,7 @@ Each hub's own NOTIFY comes back to it too; it is dropped by the sender's node i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -42,6 +47,8 @@ log = logging.getLogger("omnihub.peers")
 CHANNEL = "omnihub_peers"
 APPLICATION_NAME = "omnihub-peers"  # the listening session, as pg_stat_activity names it
 MAX_PAYLOAD_BYTES = 7999  # PostgreSQL refuses a NOTIFY payload of 8000 bytes or more
+MAX_MESSAGE_BYTES = 256 * 1024  # in parts: far above any frame or operation the hub sends
+_PART_BYTES = 3500  # of the message's text per part: JSON escaping at most doubles it
 _RECONNECT_MAX_S = 5.0
 
 # A handler gets the body a peer published; for a request, what it returns is the answer (None:
@@ -50,7 +57,7 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
 class PayloadTooLarge(ValueError):
-    """A message over NOTIFY's limit: the caller sends an id to read instead."""
+    """A message over MAX_MESSAGE_BYTES: the caller sends an id to read instead."""
 
 
 class NoPeerAnswered(TimeoutError):
@@ -67,11 +74,45 @@ class Peers(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-def encode(node_id: str, kind: str, body: dict[str, Any], **extra: Any) -> str:
+def encode(node_id: str, kind: str, body: dict[str, Any], **extra: Any) -> list[str]:
+    """The NOTIFY payloads of one message: itself, or its parts when it is over NOTIFY's limit."""
     payload = json.dumps({"n": node_id, "k": kind, "b": body, **extra}, ensure_ascii=False, separators=(",", ":"))
-    if len(payload.encode()) > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLarge(f"{kind}: {len(payload.encode())} bytes")
-    return payload
+    size = len(payload.encode())
+    if size <= MAX_PAYLOAD_BYTES:
+        return [payload]
+    if size > MAX_MESSAGE_BYTES:
+        raise PayloadTooLarge(f"{kind}: {size} bytes")
+    pieces, piece, piece_bytes = [], [], 0
+    for char in payload:
+        width = len(char.encode())
+        if piece_bytes + width > _PART_BYTES:
+            pieces.append("".join(piece))
+            piece, piece_bytes = [], 0
+        piece.append(char)
+        piece_bytes += width
+    pieces.append("".join(piece))
+    part_id = uuid.uuid4().hex
+    return [json.dumps({"n": node_id, "part": part_id, "i": i, "of": len(pieces), "p": p},
+                       ensure_ascii=False, separators=(",", ":")) for i, p in enumerate(pieces)]
+
+
+class _Parts:
+    """Messages arriving in parts: kept until whole (parts of one message come in one transaction,
+    so only a listener reconnecting between them leaves one unfinished; the oldest go first)."""
+
+    def __init__(self, keep: int = 64) -> None:
+        self._open: collections.OrderedDict[str, dict[int, str]] = collections.OrderedDict()
+        self._keep = keep
+
+    def add(self, part: dict[str, Any]) -> str | None:
+        pieces = self._open.setdefault(part["part"], {})
+        pieces[int(part["i"])] = part["p"]
+        if len(pieces) < int(part["of"]):
+            while len(self._open) > self._keep:
+                self._open.popitem(last=False)
+            return None
+        del self._open[part["part"]]
+        return "".join(pieces[i] for i in range(len(pieces)))
 
 
 class LocalPeers:
@@ -112,6 +153,7 @@ class PgPeers:
         self._runner: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._outage_logged = False
+        self._parts = _Parts()
 
     def subscribe(self, kind: str, handler: Handler) -> None:
         self._handlers.setdefault(kind, []).append(handler)
@@ -138,20 +180,20 @@ class PgPeers:
 
     async def publish(self, kind: str, body: dict[str, Any]) -> None:
         """Tell every peer, best effort (see the module docstring for why a miss loses nothing)."""
-        payload = encode(self.node_id, kind, body)
+        payloads = encode(self.node_id, kind, body)
         try:
-            await self._notify(payload)
+            await self._notify(payloads)
         except Exception as exc:  # noqa: BLE001 - the database's outage is reported by /readyz
             log.warning("could not tell peers", extra={"kind": kind, "error": type(exc).__name__})
 
     async def request(self, kind: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Ask the peers; the first answer wins."""
         request_id = uuid.uuid4().hex
-        payload = encode(self.node_id, kind, body, r=request_id)
+        payloads = encode(self.node_id, kind, body, r=request_id)
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = waiter
         try:
-            await self._notify(payload)
+            await self._notify(payloads)
             async with asyncio.timeout(timeout):
                 return await waiter
         except TimeoutError:
@@ -159,10 +201,12 @@ class PgPeers:
         finally:
             self._waiting.pop(request_id, None)
 
-    async def _notify(self, payload: str) -> None:
+    async def _notify(self, payloads: list[str]) -> None:
+        """One transaction: a message's parts are delivered together, in order, or not at all."""
         async with self._engine.connect() as conn:
-            await conn.execute(text("SELECT pg_notify(:channel, :payload)"),
-                               {"channel": self._channel, "payload": payload})
+            for payload in payloads:
+                await conn.execute(text("SELECT pg_notify(:channel, :payload)"),
+                                   {"channel": self._channel, "payload": payload})
             await conn.commit()
 
     async def _listen_forever(self) -> None:
@@ -207,11 +251,16 @@ class PgPeers:
     def _received(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
             message = json.loads(payload)
+            if message["n"] == self.node_id:
+                return
+            if "part" in message:
+                whole = self._parts.add(message)
+                if whole is None:
+                    return
+                message = json.loads(whole)
             node, kind, body = message["n"], message["k"], message["b"]
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable peer message dropped")
-            return
-        if node == self.node_id:
             return
         if kind == "reply":
             waiter = self._waiting.get(message.get("r", ""))

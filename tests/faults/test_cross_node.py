@@ -49,7 +49,7 @@ async def test_a_reply_sent_through_hub_b_reaches_the_visitor_connected_to_hub_a
 
         latencies = []
         # The last reply is over NOTIFY's 8000 bytes (3,000 Hangul syllables are 9,000 bytes): it
-        # crosses as its id, which hub A reads from the pending replies.
+        # crosses in parts.
         texts = [f"reply {n} from hub B" for n in range(ROUNDS)] + ["가" * 3000]
         for text in texts:
             started = time.monotonic()
@@ -64,7 +64,7 @@ async def test_a_reply_sent_through_hub_b_reaches_the_visitor_connected_to_hub_a
         await ws.close()
     print(f"\nchat reply via hub B -> visitor on hub A, POST to frame (s): "
           f"{', '.join(f'{x:.3f}' for x in latencies)}; median {statistics.median(latencies):.3f}, "
-          f"max {max(latencies):.3f} (last one: {len(texts[-1].encode())} bytes, by id)")
+          f"max {max(latencies):.3f} (last one: {len(texts[-1].encode())} bytes, in parts)")
 
 
 async def test_an_agent_on_the_hub_that_is_not_routing_gets_offers_and_accepts_them(hub_processes, fresh_pg_url,

@@ -6,6 +6,7 @@ coming back after its connection is killed. Real hub processes: tests/faults/tes
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -14,7 +15,16 @@ from sqlalchemy import text
 from hub import keys
 from hub.app import create_app
 from hub.channels import router_link
-from hub.channels.peers import APPLICATION_NAME, MAX_PAYLOAD_BYTES, LocalPeers, PayloadTooLarge, PgPeers
+from hub.channels.peers import (
+    APPLICATION_NAME,
+    MAX_MESSAGE_BYTES,
+    MAX_PAYLOAD_BYTES,
+    LocalPeers,
+    PayloadTooLarge,
+    PgPeers,
+    _Parts,
+    encode,
+)
 from hub.settings import RoutingSettings
 from tests.hub.conftest import eventually
 from tests.hub.payloads import sms
@@ -83,11 +93,11 @@ async def test_with_no_hub_routing_a_standby_answers_503(pg_only, aiohttp_client
         await holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": RoutingSettings().lock_key})
 
 
-async def test_a_payload_over_the_notify_limit_is_refused_before_it_is_sent():
+async def test_a_message_over_the_limit_is_refused_before_it_is_sent():
     peers = LocalPeers()
-    await peers.publish("x", {"text": "a" * 100})
+    await peers.publish("x", {"text": "가" * 10_000})  # 30,000 bytes: in parts
     with pytest.raises(PayloadTooLarge):
-        await peers.publish("x", {"text": "가" * (MAX_PAYLOAD_BYTES // 3)})  # 3 bytes each in UTF-8
+        await peers.publish("x", {"text": "가" * (MAX_MESSAGE_BYTES // 3)})  # 3 bytes each in UTF-8
 
 
 async def test_a_listener_whose_connection_is_killed_listens_again(pg_only, engine):
@@ -162,3 +172,40 @@ async def _is(client, agent_id: str, presence: str) -> bool:
 async def _settled_after_grace(service) -> bool:
     await asyncio.sleep(0.4)  # past the grace: the timer has fired and its check is running or done
     return await _settled(service)
+
+
+async def test_messages_over_the_notify_limit_cross_in_parts(pg_only, aiohttp_client, make_settings):
+    """A 12,000-byte wrap-up note: the operation asked of the routing hub, its answer, and the frame
+    for the console on the other hub are each over NOTIFY's 8000 bytes."""
+    _, second = await _routing_and_standby(aiohttp_client, make_settings)
+    ws = await second.ws_connect("/v1/agents/ws?agent_id=alice")
+    assert (await ws.receive_json(timeout=10))["type"] == "hello"
+    assert (await second.post("/v1/agents/alice/presence", json={"presence": "available"})).status == 200
+    await second.post("/v1/interactions", json=sms("010-7200-0001"))
+
+    async def next_frame(**match):
+        while True:
+            frame = await ws.receive_json(timeout=20)
+            if all(frame.get(k) == v for k, v in match.items()):
+                return frame
+
+    offer = await next_frame(type="offer")
+    assert (await second.post(f"/v1/tasks/{offer['task_id']}/accept", json={"agent_id": "alice"})).status == 200
+    note = "메모" * 2000  # 12,000 bytes in UTF-8
+    resp = await second.post(f"/v1/tasks/{offer['task_id']}/wrapup", json={"disposition": "ok", "note": note})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["note"] == note
+    frame = await next_frame(type="task", event="wrap_up")
+    assert frame["task"]["id"] == offer["task_id"] and frame["task"]["note"] == note
+    await ws.close()
+
+
+def test_parts_are_joined_whatever_their_order_and_a_whole_message_is_one_payload():
+    body = {"text": "가나다" * 3000, "n": 1}
+    parts = encode("node-a", "x", body)
+    assert len(parts) > 1 and all(len(p.encode()) <= MAX_PAYLOAD_BYTES for p in parts)
+    joined = _Parts()
+    got = [joined.add(json.loads(p)) for p in reversed(parts)]
+    assert got[:-1] == [None] * (len(parts) - 1)
+    assert json.loads(got[-1]) == {"n": "node-a", "k": "x", "b": body}
+    assert encode("node-a", "x", {"text": "short"}) == ['{"n":"node-a","k":"x","b":{"text":"short"}}']
