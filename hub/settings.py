@@ -156,6 +156,18 @@ class AuthSettings(BaseModel):
     token_ttl_s: float = Field(28_800.0, gt=0)  # a login lasts a shift
     # A verified token or key is remembered this long: a revoked key works up to this long after.
     key_cache_s: float = Field(30.0, ge=0)
+    # Login throttling (hub.access.throttle): this many wrong passwords in a row are free, then each
+    # further one blocks the next attempt for base, doubling up to max; this many lock the account
+    # until an admin unlocks it. Per client address: a higher allowance and no lockout.
+    login_free_failures: int = Field(5, ge=1)
+    login_base_delay_s: float = Field(30.0, gt=0)
+    login_max_delay_s: float = Field(900.0, gt=0)
+    login_lockout_failures: int | None = Field(20, ge=2)
+    login_address_free_failures: int = Field(20, ge=1)
+    login_forget_after_s: float = Field(3600.0, gt=0)
+    password_min_length: int = Field(12, ge=8)
+    # An API key's use goes to the security log at most once per key per this long per hub process.
+    key_use_interval_s: float = Field(300.0, ge=0)
 
 
 class Settings(BaseSettings):

@@ -15,24 +15,25 @@ may still work that long on another hub process (on this one, logout forgets it 
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import functools
 import hashlib
-import hmac
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.access import store as store
+from hub.access import security_log, store
+from hub.access.logins import Logins
+from hub.access.passwords import hash_password, verify_password  # noqa: F401 - imported from here by callers
+from hub.access.security_log import SecurityEvent
 from hub.http_errors import Handler, error_response, json_errors
 from hub.settings import AuthSettings
 from hub.storage.engine import writer
@@ -146,35 +147,6 @@ def restricted_agent(request: web.Request) -> str | None:
 
 
 # --- secrets ---
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1  # ~50 ms and 16 MiB a hash: the OWASP minimum for scrypt
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
-    b64 = base64.b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(expected))
-    except ValueError:
-        return False
-    return hmac.compare_digest(got, expected)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash to check an unknown user's password against: a login costs the same either way."""
-    return hash_password(secrets.token_urlsafe(16))
-
-
 def new_secret(prefix: str) -> tuple[str, str]:
     """A random credential and the digest stored for it."""
     clear = prefix + secrets.token_urlsafe(32)
@@ -217,6 +189,8 @@ class Authenticator:
         self.settings = settings
         self._engine = engine
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self.logins = Logins(settings, engine)
+        self._key_logged: dict[str, float] = {}  # key name -> when its use was last logged here
 
     # --- per route ---
     def wrap(self, handler: Handler) -> Handler:
@@ -277,25 +251,36 @@ class Authenticator:
         if found is None:
             return None
         name, scopes = found
+        await self._log_key_use(name)
         return Principal(name=name, kind="key", scopes=expand(set(scopes)))
 
+    async def _log_key_use(self, name: str) -> None:
+        now = time.time()
+        if now - self._key_logged.get(name, -math.inf) < self.settings.key_use_interval_s:
+            return
+        self._key_logged[name] = now
+        async with writer(self._engine()).begin() as conn:  # type: ignore[union-attr]
+            await security_log.record(conn, SecurityEvent(security_log.KEY_USED, datetime.now(UTC), key_name=name))
+
     # --- sessions ---
-    async def login(self, username: str, password: str) -> tuple[str, datetime, Principal] | None:
-        async with self._engine().connect() as conn:
-            user = await store.get_user(conn, username)
-        stored = user.password_hash if user is not None else _dummy_hash()
-        # scrypt takes ~50 ms of CPU: off the event loop.
-        good = await asyncio.to_thread(verify_password, password, stored)
-        if user is None or not good or user.disabled_at is not None:
+    async def login(self, username: str, password: str,
+                    client: str | None = None) -> tuple[str, datetime, Principal] | None:
+        """A new session for the right password; None otherwise. Raises LoginThrottled or
+        AccountLocked (hub.access.logins) while the account or the client's address is blocked."""
+        user = await self.logins.check_password(username, password, client)
+        if user is None:
             log.info("login refused", extra={"username": username})
             return None
         token, key = new_secret(TOKEN_PREFIX)
-        now = datetime.now(UTC)
-        expires_at = now + timedelta(seconds=self.settings.token_ttl_s)
-        async with writer(self._engine()).begin() as conn:  # type: ignore[union-attr]
-            await store.add_session(conn, token_sha256=key, username=username, now=now, expires_at=expires_at)
+        expires_at = await self.logins.start_session(user, key, client)
         log.info("login", extra={"username": username, "role": user.role})
         return token, expires_at, _user_principal(user, expires_at.timestamp())
+
+    def forget_user(self, username: str) -> None:
+        """Drop this process's cached sessions of `username` (after a password change or a disable)."""
+        for key, (who, _until) in list(self._cache.items()):
+            if who.kind == "user" and who.name == username:
+                self._cache.pop(key, None)
 
     async def logout(self, credential: str) -> None:
         key = digest(credential)

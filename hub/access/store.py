@@ -74,6 +74,14 @@ async def session_user(conn: AsyncConnection, token_sha256: str) -> tuple[UserRo
     return UserRow(**fields), expires_at
 
 
+async def end_sessions(conn: AsyncConnection, username: str, keep: str | None = None) -> None:
+    """End every session of `username` but the one whose token digest is `keep`."""
+    stmt = delete(sessions).where(sessions.c.username == username)
+    if keep is not None:
+        stmt = stmt.where(sessions.c.token_sha256 != keep)
+    await conn.execute(stmt)
+
+
 async def delete_session(conn: AsyncConnection, token_sha256: str) -> None:
     await conn.execute(delete(sessions).where(sessions.c.token_sha256 == token_sha256))
 
