@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> web.Application:
         CHANNELS_KEY: BUILTIN_CHANNELS,
     }
     app[keys.AUTH] = Authenticator(settings.auth, lambda: app[keys.ENGINE])
+    app.on_shutdown.append(_stop_socket_watch)
     if not settings.auth.enabled:
         log.warning("auth is disabled: every API is open to anyone who can reach the hub "
                     "(set auth.enabled: true, see README \"Authentication\")")
@@ -87,6 +88,10 @@ def create_app(settings: Settings) -> web.Application:
     add_json_routes(app, console_api.routes)  # the agent console's static files
     add_not_routed(app)  # last: it answers whatever no route above took
     return app
+
+
+async def _stop_socket_watch(app: web.Application) -> None:
+    await app[keys.AUTH].sockets.stop()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -34,7 +34,7 @@ _KEEP = (r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}(?![0-9A-Za-z])"
 _PHONE = r"(?<![A-Za-z0-9])\+?\d[\d\s().-]{5,}\d(?![A-Za-z0-9])"
 _DIGITS = re.compile(f"(?P<keep>{_KEEP})|(?P<phone>{_PHONE})", re.ASCII)
 # The hub's session tokens and API keys (hub.access.auth prefixes them so), wherever one is quoted.
-_CREDENTIAL = re.compile(r"\b(oh[tk]_)[A-Za-z0-9_-]{8,}")
+_CREDENTIAL = re.compile(r"\b(oh[tkw]_)[A-Za-z0-9_-]{8,}")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 # Fields that hold no one's contact details, by name: never masked (a credential still is).
 _PLAIN_FIELD = re.compile(r"(?:status|http_status|code|size|bytes|length|count|attempts?|pid|port|line(?:no)?"

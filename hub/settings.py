@@ -168,6 +168,17 @@ class AuthSettings(BaseModel):
     password_min_length: int = Field(12, ge=8)
     # An API key's use goes to the security log at most once per key per this long per hub process.
     key_use_interval_s: float = Field(300.0, ge=0)
+    # Websockets (hub.access.sockets): a one-time ticket opens one within this long; open ones are
+    # re-checked this often and closed once their credentials end; pages on these origins (besides
+    # the hub's own) may open the agent socket, e.g. "https://crm.example.com".
+    ws_ticket_ttl_s: float = Field(30.0, gt=0)
+    socket_recheck_s: float = Field(2.0, gt=0)
+    socket_origins: tuple[str, ...] = ()
+
+    @field_validator("socket_origins")
+    @classmethod
+    def _origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(o.rstrip("/").lower() for o in v)
 
 
 class Settings(BaseSettings):

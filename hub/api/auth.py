@@ -105,6 +105,19 @@ async def change_password(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.post("/v1/auth/ws-ticket")
+@requires(AUTHENTICATED)
+async def ws_ticket(request: web.Request) -> web.Response:
+    """A one-time ticket for opening a websocket (`?ticket=`), valid for auth.ws_ticket_ttl_s: a browser
+    can't give a websocket an Authorization header, and a token in a URL would be logged."""
+    who = principal(request)
+    if who is None:  # auth is off: a socket needs no ticket
+        return web.json_response({"ticket": None, "expires_at": None})
+    ticket, expires_at = await request.app[keys.AUTH].issue_ticket(who)
+    return web.json_response({"ticket": ticket, "expires_at": expires_at.isoformat().replace("+00:00", "Z")},
+                             status=201)
+
+
 @routes.post("/v1/users/{username}/unlock")
 @requires(Scope.ADMIN)
 async def unlock(request: web.Request) -> web.Response:

@@ -69,3 +69,15 @@ security_events = Table(
     Column("actor", String(100)),  # who did it, when not the user (an admin's unlock)
     Index("ix_security_events_at", "at"),
 )
+
+# One-time websocket tickets (POST /v1/auth/ws-ticket): a browser can't give a websocket headers, and a
+# token in the URL would end up in access logs and history; a ticket is used once within seconds. It
+# points at the credential it was issued for, so the socket is re-checked against that credential.
+ws_tickets = Table(
+    "ws_tickets",
+    metadata,
+    Column("ticket_sha256", String(64), primary_key=True),
+    Column("credential_sha256", String(64), nullable=False),
+    Column("credential_kind", String(8), nullable=False),  # token or key
+    Column("expires_at", UTCDateTime, nullable=False),
+)
