@@ -90,8 +90,15 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[keys.SETTINGS].database_url)
-    await upgrade(engine)
+    settings = app[keys.SETTINGS]
+    # Migrations may run longer than any request may: on an engine without the statement timeout.
+    migrator = create_engine(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s)
+    try:
+        await upgrade(migrator)
+    finally:
+        await migrator.dispose()
+    engine = create_engine(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s,
+                           statement_timeout_s=settings.database_statement_timeout_s)
     app[keys.ENGINE] = engine
     yield
     await engine.dispose()
