@@ -33,6 +33,7 @@ from hub.broker import outbox_store as repo
 from hub.broker.relay import OutboxRelay
 from hub.broker.topology import Topology
 from hub.channels.runtime import adapters_ctx, channel_adapters, mount_adapters
+from hub.http_errors import OUTAGES, OutageLog
 from hub.ingest.rules_step import RulesStep
 from hub.ingest.setup import ingest_pipeline
 from hub.metrics import Metrics
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
+    app[OUTAGES] = OutageLog()  # a database outage: 503 on every route, logged once (hub.http_errors)
     app[keys.TEMPLATES] = _templates(settings)
     app[keys.VALIDATION_CONTEXT] = {
         DEFAULT_REGION_KEY: settings.default_region,
@@ -95,8 +97,16 @@ async def _stop_socket_watch(app: web.Application) -> None:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[keys.SETTINGS].database_url)
-    await upgrade(engine)
+    settings = app[keys.SETTINGS]
+    # Migrations may run longer than any request may: on an engine without the statement timeout.
+    migrator = create_engine(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s)
+    try:
+        await upgrade(migrator)
+    finally:
+        await migrator.dispose()
+    engine = create_engine(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s,
+                           statement_timeout_s=settings.database_statement_timeout_s,
+                           on_reachable=app[OUTAGES].reachable)
     app[keys.ENGINE] = engine
     yield
     await engine.dispose()
@@ -123,7 +133,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     rules_step = RulesStep(app[keys.RULES])
     app[keys.RULES_STEP] = rules_step
     pipeline = ingest_pipeline(app[keys.SETTINGS], app[keys.ENGINE], rules_step,
-                               on_commit=[app[keys.RELAY].notify])
+                               on_commit=[app[keys.RELAY].notify, app[OUTAGES].reachable])
     app[keys.PIPELINE] = pipeline
     await pipeline.start()
     yield

@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///omnihub.db"
+    # An unreachable or silent database is answered 503 within these, never waited on for as long as
+    # it lasts: connecting (and waiting for a free pooled connection), and each statement (PostgreSQL
+    # cancels it on the server; the client gives up a second later if the server is silent).
+    # SQLite keeps its own lock wait (busy_timeout, 10 s).
+    database_connect_timeout_s: float = Field(3.0, gt=0, le=600)
+    database_statement_timeout_s: float = Field(5.0, gt=0, le=3600)
     amqp_url: SecretStr | None = None
     events_exchange: str = "omnihub.events"
     public_base_url: str = "http://127.0.0.1:8080"
