@@ -126,11 +126,11 @@ class Supervised:
         """Record a failure: the body's, or one of work the loop handed to a task of its own. Logged
         only when it starts an outage."""
         self.failures += 1
+        self._error = type(exc).__name__  # the latest: what the loop waits for may change mid-outage
         if self._state is LoopState.FAILING:
             log.debug("%s still failing", self.name, exc_info=exc, extra={"loop": self.name})
             return
         self._failed_at = self._clock()
-        self._error = type(exc).__name__
         self._enter(LoopState.FAILING)
         log.warning("%s failing; retrying with backoff until it recovers: %s", self.name, _describe(exc),
                     exc_info=exc, extra={"loop": self.name, "error": self._error})
@@ -184,6 +184,7 @@ class Supervised:
                 return exc
             raise
         self.progressed()
+        await asyncio.sleep(0)  # a body that returns at once must not starve the event loop
         return None
 
     # --- what /readyz shows ----------------------------------------------------------------------

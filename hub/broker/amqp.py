@@ -94,6 +94,11 @@ class ConfirmPublisher:
         return self._session is not None and self._session.is_open
 
     @property
+    def failure(self) -> BrokerUnavailable | None:
+        """Why the current connection ended, once it has."""
+        return None if self._session is None else self._session.failure
+
+    @property
     def is_blocked(self) -> bool:
         """The broker has blocked the connection (resource alarm); publish_batch waits it out."""
         return self._session is not None and self._session.blocked

@@ -153,7 +153,7 @@ class OutboxRelay:
                     # A lost connection wakes this too (the publisher's on_lost).
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
                 if not publisher.is_open:
-                    raise BrokerUnavailable("broker connection lost while idle")
+                    raise publisher.failure or BrokerUnavailable("broker connection lost while idle")
         finally:
             for future, _ in in_flight:
                 future.cancel()
