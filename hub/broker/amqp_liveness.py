@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pika
-from pika.exceptions import AMQPHeartbeatTimeout
+from pika.exceptions import AMQPConnectionError, AMQPError, AMQPHeartbeatTimeout
 
 for _name in ("pika.adapters.utils.connection_workflow", "pika.adapters.utils.io_services_utils",
               "pika.adapters.base_connection"):
@@ -74,9 +74,28 @@ class SilenceWatch:
             self._timer = None
 
 
+def abort_connection(conn: Any, error: Exception) -> None:
+    """End a connection at once, without AMQP's close handshake: for a broker gone silent (a
+    close-ok would never come; pika's own heartbeat checker does the same) and for a connection
+    still opening (AMQP 0-9-1 closes those by dropping the socket, and pika's close() then trips
+    over its own connection workflow: an AssertionError logged on two ERROR lines, pika #970).
+    The connection's callbacks run with `error` as usual."""
+    if not conn.is_closed:
+        conn._terminate_stream(error)  # noqa: SLF001 - pika's own way, see the docstring
+
+
 def end_silent(conn: Any, reason: str) -> None:
-    """End a connection whose broker went silent, without waiting on it. A polite close would wait
-    for a close-ok that never comes; this is what pika's own heartbeat checker does, and it runs
-    the connection's close callback with the error as usual."""
-    if not conn.is_closed:  # closing too: its close-ok would never come
-        conn._terminate_stream(AMQPHeartbeatTimeout(reason))  # noqa: SLF001 - see the docstring
+    abort_connection(conn, AMQPHeartbeatTimeout(reason))
+
+
+def close_connection(conn: Any) -> None:
+    """Close politely if open, else abort (see abort_connection); nothing if already closing."""
+    if conn.is_closing or conn.is_closed:
+        return
+    if not conn.is_open:
+        abort_connection(conn, AMQPConnectionError("abandoned while opening"))
+        return
+    try:
+        conn.close()
+    except AMQPError:  # already on its way down
+        pass

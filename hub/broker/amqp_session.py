@@ -18,9 +18,8 @@ from typing import Any
 
 import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
-from pika.exceptions import AMQPError
 
-from hub.broker.amqp_liveness import SilenceWatch, end_silent
+from hub.broker.amqp_liveness import SilenceWatch, close_connection, end_silent
 from hub.broker.amqp_writes import _BatchWrites
 from hub.broker.confirms import BrokerUnavailable, ConfirmTracker, _Batch
 
@@ -149,11 +148,7 @@ class _Session(_BatchWrites):
         self.unblocked.set()  # wake writers waiting on a block; they will find the failure
 
     def close_connection(self) -> None:
-        if not (self.conn.is_closing or self.conn.is_closed):
-            try:
-                self.conn.close()
-            except AMQPError:  # already on its way down
-                pass
+        close_connection(self.conn)
 
     # --- broker notifications: flow control ---------------------------------------------------
 

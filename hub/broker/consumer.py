@@ -17,7 +17,7 @@ import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.exceptions import AMQPError
 
-from hub.broker.amqp_liveness import SilenceWatch, ask_heartbeat, end_silent
+from hub.broker.amqp_liveness import SilenceWatch, ask_heartbeat, close_connection, end_silent
 from hub.broker.confirms import BrokerUnavailable
 
 log = logging.getLogger("omnihub.amqp.consumer")
@@ -136,12 +136,8 @@ class ConsumerSession:
         self._channel.basic_ack(delivery.delivery_tag)
 
     def _close_connection(self) -> None:
-        conn = self._conn
-        if conn is not None and not (conn.is_closing or conn.is_closed):
-            try:
-                conn.close()
-            except AMQPError:
-                pass
+        if self._conn is not None:
+            close_connection(self._conn)
 
     async def close(self) -> None:
         if self._failure is None:

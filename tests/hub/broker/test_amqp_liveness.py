@@ -103,6 +103,20 @@ async def test_refused_connection_attempts_leave_no_pika_error_lines(caplog):
     assert noisy == [] and ours == []  # the caller's loop logs the outage, once
 
 
+async def test_an_attempt_abandoned_while_opening_ends_quietly(broker, caplog):
+    """A broker silent during the handshake: the connect times out and the half-open connection is
+    dropped. pika's close() at that point raises inside its own workflow (two ERROR lines)."""
+    caplog.set_level(logging.INFO)
+    broker.silence()
+    for _ in range(2):
+        pub = ConfirmPublisher(via(broker), "unused", connect_timeout=0.5, heartbeat_s=2)
+        with pytest.raises(BrokerUnavailable):
+            await pub.connect()
+    await asyncio.sleep(0.5)  # pika reports that failure from a later callback
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+
+
 def _admin(url: str, action) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
