@@ -52,7 +52,6 @@ class OutboxRelay:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._publisher: ConfirmPublisher | None = None
-        self._connecting = False
         self.supervised = Supervised("outbox-relay", self._session)
         self.last_error: str | None = None  # the broker's, while it is down
         self.published = 0
