@@ -14,7 +14,7 @@ from hub.settings import load_settings
 from tests.hub.conftest import eventually
 from tests.hub.payloads import sms
 from tests.hub.test_tasks import loop_lines
-from tests.hub.test_tasks_db_outage import direct, direct_url, hub_settings, pg_proxy  # noqa: F401 (fixtures)
+from tests.hub.test_tasks_db_outage import direct_url, hub_settings, pg_proxy  # noqa: F401 (fixtures)
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.rabbitmq
