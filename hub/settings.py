@@ -184,7 +184,8 @@ class Settings(BaseSettings):
     # The longest wait between reconnects of the relay and the command consumer: after a broker
     # outage, events flow again within this long of its return.
     relay_backoff_max_s: float = Field(5.0, gt=0)
-    # AMQP heartbeat the hub asks for; a broker silent for 1.5 of them counts as down (hub.broker.amqp_liveness).
+    # The AMQP heartbeat the hub asks for; a broker silent for 1.5 of them counts as down
+    # (hub.broker.amqp_liveness).
     amqp_heartbeat_s: int = Field(2, ge=1, le=600)
     # Every background loop (hub.tasks): the longest wait between retries while it fails, and how
     # long it may be busy without progress before /readyz calls it stuck.

@@ -109,11 +109,13 @@ class CommandConsumer:
             raise
 
     async def _connected(self) -> tuple[ConsumerSession, ConfirmPublisher]:
-        if self._session is not None and self._session.is_open and self._dead is not None and self._dead.is_open:
-            return self._session, self._dead
+        session, dead = self._session, self._dead
+        if session is not None and session.is_open and dead is not None and dead.is_open:
+            return session, dead
         await self._disconnect()
         self.state = "connecting"
-        dead = self._dead = ConfirmPublisher(self._url, self._topology.dead_exchange, heartbeat_s=self._heartbeat_s)
+        dead = self._dead = ConfirmPublisher(self._url, self._topology.dead_exchange,
+                                             heartbeat_s=self._heartbeat_s)
         session = self._session = ConsumerSession(
             self._url, self._topology.commands_queue, prefetch=self._settings.command_prefetch,
             name="omnihub commands", heartbeat_s=self._heartbeat_s)

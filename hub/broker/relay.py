@@ -100,7 +100,8 @@ class OutboxRelay:
             return self._publisher
         await self._drop_publisher()
         assert self._url is not None
-        publisher = ConfirmPublisher(self._url, self._exchange, heartbeat_s=self._heartbeat_s, on_lost=self.notify)
+        publisher = ConfirmPublisher(self._url, self._exchange, heartbeat_s=self._heartbeat_s,
+                                     on_lost=self.notify)
         try:
             await publisher.connect()
         except BrokerUnavailable as exc:
