@@ -45,6 +45,7 @@ from hub.outbound.templates import TemplateProblem, TemplateSet
 from hub.settings import ConfigError, Settings
 from hub.storage.engine import create_engine, writer
 from hub.storage.migrate import upgrade
+from hub.tasks import LoopPolicy, Loops
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 
 log = logging.getLogger("omnihub")
@@ -62,6 +63,9 @@ def create_app(settings: Settings) -> web.Application:
     }
     app[keys.AUTH] = Authenticator(settings.auth, lambda: app[keys.ENGINE])
     app.on_shutdown.append(_stop_socket_watch)
+    # Every background loop registers here, for /readyz (hub.tasks).
+    app[keys.LOOPS] = Loops(LoopPolicy(backoff_max_s=settings.loop_backoff_max_s,
+                                       stuck_after_s=settings.loop_stuck_after_s))
     if not settings.auth.enabled:
         log.warning("auth is disabled: every API is open to anyone who can reach the hub "
                     "(set auth.enabled: true, see README \"Authentication\")")
@@ -120,10 +124,12 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         exchange=settings.events_exchange,
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
-        backoff_max_s=settings.relay_backoff_max_s,
+        heartbeat_s=settings.amqp_heartbeat_s,
         metrics=app[keys.METRICS],
     )
     app[keys.RELAY] = relay
+    if settings.amqp_url:
+        app[keys.LOOPS].add(relay.supervised, backoff_max_s=settings.relay_backoff_max_s)
     await relay.start()
     yield
     await relay.stop()
@@ -147,6 +153,8 @@ async def _router(app: web.Application) -> AsyncIterator[None]:
     service.rules = app[keys.RULES]  # task.sla_breached / task.abandoned rules (issue 5)
     service.segment_set = app[keys.PIPELINE].policy.segments
     app[keys.PIPELINE].on_commit.append(service.notify)  # new tasks are routed at once, not at the next poll
+    if service.enabled:
+        app[keys.LOOPS].add(service.supervised)
     await service.start()
     yield
     await service.stop()
@@ -167,6 +175,8 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
                             quiet_hours=settings.quiet_hours, notify=dispatcher.notify)
     app[keys.CAMPAIGNS] = runner
     app[keys.PIPELINE].on_commit.append(functools.partial(_wake_for_sends, app[keys.RULES_STEP], sends))
+    for loop in (dispatcher.supervised, sends.supervised, runner.supervised):
+        app[keys.LOOPS].add(loop)
     await dispatcher.start()
     await sends.start()
     await runner.start()
@@ -212,9 +222,10 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         app[keys.ENGINE], url=settings.amqp_url.get_secret_value(), topology=Topology.from_settings(settings),
         settings=settings.backoffice, pipeline=app[keys.PIPELINE], segments=app[keys.PIPELINE].policy.segments,
         validation_context=app[keys.VALIDATION_CONTEXT], on_commit=[app[keys.RELAY].notify],
-        outbound=lambda: app.get(keys.OUTBOUND), backoff_max_s=settings.relay_backoff_max_s,
+        outbound=lambda: app.get(keys.OUTBOUND), heartbeat_s=settings.amqp_heartbeat_s,
     )
     app[keys.COMMANDS] = consumer
+    app[keys.LOOPS].add(consumer.supervised, backoff_max_s=settings.relay_backoff_max_s)
     await consumer.start()
     yield
     await consumer.stop()

@@ -210,7 +210,16 @@ class Settings(BaseSettings):
     ingest_batch_max: int = Field(256, ge=1, le=10_000)
     relay_batch_size: int = Field(500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(1.0, gt=0)
-    relay_backoff_max_s: float = Field(30.0, gt=0)
+    # The longest wait between reconnects of the relay and the command consumer: after a broker
+    # outage, events flow again within this long of its return.
+    relay_backoff_max_s: float = Field(5.0, gt=0)
+    # The AMQP heartbeat the hub asks for; a broker silent for 1.5 of them counts as down
+    # (hub.broker.amqp_liveness).
+    amqp_heartbeat_s: int = Field(2, ge=1, le=600)
+    # Every background loop (hub.tasks): the longest wait between retries while it fails, and how
+    # long it may be busy without progress before /readyz calls it stuck.
+    loop_backoff_max_s: float = Field(5.0, gt=0)
+    loop_stuck_after_s: float = Field(120.0, gt=0)
     # Adapter name (its entry point in `omnihub.adapters`) -> its settings; checked by the adapter's
     # own Config model at start-up. `{enabled: false}` keeps settings without running it.
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)
