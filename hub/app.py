@@ -34,6 +34,7 @@ from hub.broker.relay import OutboxRelay
 from hub.broker.topology import Topology
 from hub.channels import router_link
 from hub.channels.runtime import adapters_ctx, channel_adapters, mount_adapters, peers_ctx
+from hub.http_errors import OUTAGES, OutageLog
 from hub.ingest.rules_step import RulesStep
 from hub.ingest.setup import ingest_pipeline
 from hub.metrics import Metrics
@@ -45,6 +46,7 @@ from hub.outbound.templates import TemplateProblem, TemplateSet
 from hub.settings import ConfigError, Settings
 from hub.storage.engine import create_engine, writer
 from hub.storage.migrate import upgrade
+from hub.tasks import LoopPolicy, Loops
 from schemas import BUILTIN_CHANNELS, CHANNELS_KEY, DEFAULT_REGION_KEY
 
 log = logging.getLogger("omnihub")
@@ -54,12 +56,17 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
+    app[OUTAGES] = OutageLog()  # a database outage: 503 on every route, logged once (hub.http_errors)
     app[keys.TEMPLATES] = _templates(settings)
     app[keys.VALIDATION_CONTEXT] = {
         DEFAULT_REGION_KEY: settings.default_region,
         CHANNELS_KEY: BUILTIN_CHANNELS,
     }
     app[keys.AUTH] = Authenticator(settings.auth, lambda: app[keys.ENGINE])
+    app.on_shutdown.append(_stop_socket_watch)
+    # Every background loop registers here, for /readyz (hub.tasks).
+    app[keys.LOOPS] = Loops(LoopPolicy(backoff_max_s=settings.loop_backoff_max_s,
+                                       stuck_after_s=settings.loop_stuck_after_s))
     if not settings.auth.enabled:
         log.warning("auth is disabled: every API is open to anyone who can reach the hub "
                     "(set auth.enabled: true, see README \"Authentication\")")
@@ -91,9 +98,21 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+async def _stop_socket_watch(app: web.Application) -> None:
+    await app[keys.AUTH].sockets.stop()
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[keys.SETTINGS].database_url)
-    await upgrade(engine)
+    settings = app[keys.SETTINGS]
+    # Migrations may run longer than any request may: on an engine without the statement timeout.
+    migrator = create_engine(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s)
+    try:
+        await upgrade(migrator)
+    finally:
+        await migrator.dispose()
+    engine = create_engine(settings.database_url, connect_timeout_s=settings.database_connect_timeout_s,
+                           statement_timeout_s=settings.database_statement_timeout_s,
+                           on_reachable=app[OUTAGES].reachable)
     app[keys.ENGINE] = engine
     yield
     await engine.dispose()
@@ -107,10 +126,12 @@ async def _relay(app: web.Application) -> AsyncIterator[None]:
         exchange=settings.events_exchange,
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
-        backoff_max_s=settings.relay_backoff_max_s,
+        heartbeat_s=settings.amqp_heartbeat_s,
         metrics=app[keys.METRICS],
     )
     app[keys.RELAY] = relay
+    if settings.amqp_url:
+        app[keys.LOOPS].add(relay.supervised, backoff_max_s=settings.relay_backoff_max_s)
     await relay.start()
     yield
     await relay.stop()
@@ -120,7 +141,7 @@ async def _pipeline(app: web.Application) -> AsyncIterator[None]:
     rules_step = RulesStep(app[keys.RULES])
     app[keys.RULES_STEP] = rules_step
     pipeline = ingest_pipeline(app[keys.SETTINGS], app[keys.ENGINE], rules_step,
-                               on_commit=[app[keys.RELAY].notify])
+                               on_commit=[app[keys.RELAY].notify, app[OUTAGES].reachable])
     app[keys.PIPELINE] = pipeline
     await pipeline.start()
     yield
@@ -135,6 +156,8 @@ async def _router(app: web.Application) -> AsyncIterator[None]:
     service.segment_set = app[keys.PIPELINE].policy.segments
     app[keys.PIPELINE].on_commit.append(service.notify)  # new tasks are routed at once, not at the next poll
     router_link.link(service, app[keys.PEERS])  # agents' consoles on other hubs (several hubs on PostgreSQL)
+    if service.enabled:
+        app[keys.LOOPS].add(service.supervised)
     await service.start()
     yield
     await service.stop()
@@ -155,6 +178,8 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
                             quiet_hours=settings.quiet_hours, notify=dispatcher.notify)
     app[keys.CAMPAIGNS] = runner
     app[keys.PIPELINE].on_commit.append(functools.partial(_wake_for_sends, app[keys.RULES_STEP], sends))
+    for loop in (dispatcher.supervised, sends.supervised, runner.supervised):
+        app[keys.LOOPS].add(loop)
     await dispatcher.start()
     await sends.start()
     await runner.start()
@@ -200,9 +225,10 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         app[keys.ENGINE], url=settings.amqp_url.get_secret_value(), topology=Topology.from_settings(settings),
         settings=settings.backoffice, pipeline=app[keys.PIPELINE], segments=app[keys.PIPELINE].policy.segments,
         validation_context=app[keys.VALIDATION_CONTEXT], on_commit=[app[keys.RELAY].notify],
-        outbound=lambda: app.get(keys.OUTBOUND), backoff_max_s=settings.relay_backoff_max_s,
+        outbound=lambda: app.get(keys.OUTBOUND), heartbeat_s=settings.amqp_heartbeat_s,
     )
     app[keys.COMMANDS] = consumer
+    app[keys.LOOPS].add(consumer.supervised, backoff_max_s=settings.relay_backoff_max_s)
     await consumer.start()
     yield
     await consumer.stop()

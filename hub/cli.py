@@ -30,7 +30,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from hub import keys
     from hub.app import create_app
-    from hub.logs import configure_logging
+    from hub.logs import AccessLog, configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_level)
@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         access_log=web.access_logger if settings.access_log else None,
+        access_log_class=AccessLog,
         print=lambda msg: print(msg, file=sys.stderr),
     )
     return 0

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from hub.outbound.scheduled_sends import ScheduledSender
     from hub.outbound.templates import TemplateSet
     from hub.settings import Settings
+    from hub.tasks import Loops
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
@@ -55,5 +56,6 @@ CAMPAIGNS: web.AppKey[CampaignRunner] = web.AppKey("campaigns")
 COMMANDS: web.AppKey[CommandConsumer] = web.AppKey("commands")  # set only when amqp_url is configured
 # The outbound module registers its sender here for `message.send` commands; unset, they are stored.
 OUTBOUND: web.AppKey[OutboundSender] = web.AppKey("outbound")
+LOOPS: web.AppKey[Loops] = web.AppKey("loops")  # every supervised background loop, for /readyz
 # --- authentication ---
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")  # always set; `.enabled` says whether it checks

@@ -156,6 +156,29 @@ class AuthSettings(BaseModel):
     token_ttl_s: float = Field(28_800.0, gt=0)  # a login lasts a shift
     # A verified token or key is remembered this long: a revoked key works up to this long after.
     key_cache_s: float = Field(30.0, ge=0)
+    # Login throttling (hub.access.throttle): this many wrong passwords in a row are free, then each
+    # further one blocks the next attempt for base, doubling up to max; this many lock the account
+    # until an admin unlocks it. Per client address: a higher allowance and no lockout.
+    login_free_failures: int = Field(5, ge=1)
+    login_base_delay_s: float = Field(30.0, gt=0)
+    login_max_delay_s: float = Field(900.0, gt=0)
+    login_lockout_failures: int | None = Field(20, ge=2)
+    login_address_free_failures: int = Field(20, ge=1)
+    login_forget_after_s: float = Field(3600.0, gt=0)
+    password_min_length: int = Field(12, ge=8)
+    # An API key's use goes to the security log at most once per key per this long per hub process.
+    key_use_interval_s: float = Field(300.0, ge=0)
+    # Websockets (hub.access.sockets): a one-time ticket opens one within this long; open ones are
+    # re-checked this often and closed once their credentials end; pages on these origins (besides
+    # the hub's own) may open the agent socket, e.g. "https://crm.example.com".
+    ws_ticket_ttl_s: float = Field(30.0, gt=0)
+    socket_recheck_s: float = Field(2.0, gt=0)
+    socket_origins: tuple[str, ...] = ()
+
+    @field_validator("socket_origins")
+    @classmethod
+    def _origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(o.rstrip("/").lower() for o in v)
 
 
 class Settings(BaseSettings):
@@ -167,6 +190,12 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///omnihub.db"
+    # An unreachable or silent database is answered 503 within these, never waited on for as long as
+    # it lasts: connecting (and waiting for a free pooled connection), and each statement (PostgreSQL
+    # cancels it on the server; the client gives up a second later if the server is silent).
+    # SQLite keeps its own lock wait (busy_timeout, 10 s).
+    database_connect_timeout_s: float = Field(3.0, gt=0, le=600)
+    database_statement_timeout_s: float = Field(5.0, gt=0, le=3600)
     amqp_url: SecretStr | None = None
     events_exchange: str = "omnihub.events"
     public_base_url: str = "http://127.0.0.1:8080"
@@ -181,7 +210,16 @@ class Settings(BaseSettings):
     ingest_batch_max: int = Field(256, ge=1, le=10_000)
     relay_batch_size: int = Field(500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(1.0, gt=0)
-    relay_backoff_max_s: float = Field(30.0, gt=0)
+    # The longest wait between reconnects of the relay and the command consumer: after a broker
+    # outage, events flow again within this long of its return.
+    relay_backoff_max_s: float = Field(5.0, gt=0)
+    # The AMQP heartbeat the hub asks for; a broker silent for 1.5 of them counts as down
+    # (hub.broker.amqp_liveness).
+    amqp_heartbeat_s: int = Field(2, ge=1, le=600)
+    # Every background loop (hub.tasks): the longest wait between retries while it fails, and how
+    # long it may be busy without progress before /readyz calls it stuck.
+    loop_backoff_max_s: float = Field(5.0, gt=0)
+    loop_stuck_after_s: float = Field(120.0, gt=0)
     # Adapter name (its entry point in `omnihub.adapters`) -> its settings; checked by the adapter's
     # own Config model at start-up. `{enabled: false}` keeps settings without running it.
     adapters: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -2,8 +2,9 @@
 
 Agents, supervisors and admins log in with a password (scrypt, salted per user) and get a session
 token that expires after `auth.token_ttl_s`; integration clients send an API key with explicit
-scopes. Both travel as `Authorization: Bearer ...` (the agent websocket, which browsers cannot give
-headers, as `?token=`). Every route declares what it needs with `@requires(...)`: a scope, PUBLIC, or
+scopes. Both travel as `Authorization: Bearer ...` and nowhere else; a websocket, which browsers
+cannot give headers, opens with a one-time ticket (`?ticket=`, from `POST /v1/auth/ws-ticket`) and
+is re-checked while open (hub.access.sockets). Every route declares what it needs with `@requires(...)`: a scope, PUBLIC, or
 AUTHENTICATED; `Authenticator.wrap` applies it in the one per-route wrapper (hub.api.errors), and
 `POST /v1/interactions` checks inline. A role is a set of scopes; an `agent` user is further
 restricted to its own agent_id and the profiles of its tasks (`restricted_agent`).
@@ -15,12 +16,10 @@ may still work that long on another hub process (on this one, logout forgets it 
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import functools
 import hashlib
-import hmac
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -32,7 +31,11 @@ from typing import Any, Final, TypeVar
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.access import store as store
+from hub.access import security_log, store
+from hub.access.logins import Logins
+from hub.access.passwords import hash_password, verify_password  # noqa: F401 - imported from here by callers
+from hub.access.security_log import SecurityEvent
+from hub.access.sockets import SocketWatch
 from hub.http_errors import Handler, error_response, json_errors
 from hub.settings import AuthSettings
 from hub.storage.engine import writer
@@ -86,6 +89,7 @@ PUBLIC: Final = "public"  # no credentials: health, schemas, static files, signe
 AUTHENTICATED: Final = "authenticated"  # any valid credentials (`/v1/auth/me`, logout)
 _REQUIRES = "__omnihub_requires__"
 TOKEN_PREFIX, KEY_PREFIX = "oht_", "ohk_"  # which table to look in, and what a leaked secret is
+TICKET_PREFIX = "ohw_"  # a one-time websocket ticket
 
 
 def requires(need: Scope | str) -> Callable[[H], H]:
@@ -119,6 +123,7 @@ class Principal:
     role: str | None = None
     agent_id: str | None = None
     expires_at: float | None = None  # a session's end (epoch seconds)
+    credential_sha256: str | None = None  # what it was verified from, for re-checking an open socket
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
@@ -146,35 +151,6 @@ def restricted_agent(request: web.Request) -> str | None:
 
 
 # --- secrets ---
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1  # ~50 ms and 16 MiB a hash: the OWASP minimum for scrypt
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
-    b64 = base64.b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(expected))
-    except ValueError:
-        return False
-    return hmac.compare_digest(got, expected)
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash to check an unknown user's password against: a login costs the same either way."""
-    return hash_password(secrets.token_urlsafe(16))
-
-
 def new_secret(prefix: str) -> tuple[str, str]:
     """A random credential and the digest stored for it."""
     clear = prefix + secrets.token_urlsafe(32)
@@ -186,16 +162,20 @@ def digest(secret: str) -> str:
 
 
 def credential(request: web.Request) -> str | None:
-    """The bearer credential a request carries."""
+    """The bearer credential a request carries, from its Authorization header only: a token in the
+    query string would end up in access logs and browser history (websockets use a ticket)."""
     header = request.headers.get("Authorization")
     if header is not None:
         kind, _, value = header.partition(" ")
         return value.strip() or None if kind.lower() == "bearer" else None
-    # Only a websocket upgrade may carry it in the URL (browsers cannot set its headers); anywhere
-    # else a token in the query string would end up in access logs and browser history.
-    if request.headers.get("Upgrade", "").lower() == "websocket":
-        return request.query.get("token") or None
     return None
+
+
+def ws_ticket(request: web.Request) -> str | None:
+    """The one-time ticket a websocket upgrade carries as `?ticket=` (POST /v1/auth/ws-ticket)."""
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return None
+    return request.query.get("ticket") or None
 
 
 def unauthorized(message: str) -> web.Response:
@@ -217,6 +197,9 @@ class Authenticator:
         self.settings = settings
         self._engine = engine
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self.logins = Logins(settings, engine)
+        self.sockets = SocketWatch(engine, settings.socket_recheck_s)
+        self._key_logged: dict[str, float] = {}  # key name -> when its use was last logged here
 
     # --- per route ---
     def wrap(self, handler: Handler) -> Handler:
@@ -231,10 +214,11 @@ class Authenticator:
 
     async def authorize(self, need: Scope | str, request: web.Request) -> web.Response | None:
         """None when the request may go on (its Principal stored on it), else the 401 or 403 answer."""
-        given = credential(request)
-        if given is None:
-            return unauthorized("this needs credentials: Authorization: Bearer <token or API key>")
-        who = await self.verify(given)
+        given, ticket = credential(request), ws_ticket(request)
+        if given is None and ticket is None:
+            return unauthorized("this needs credentials: Authorization: Bearer <token or API key>"
+                                " (a websocket: ?ticket= from POST /v1/auth/ws-ticket)")
+        who = await self.verify(given) if given is not None else await self.redeem_ticket(ticket or "")
         if who is None:
             return unauthorized("the token or API key is invalid, expired or revoked")
         if need != AUTHENTICATED and not who.allows(need):
@@ -269,7 +253,7 @@ class Authenticator:
         user, expires_at = found
         if user.disabled_at is not None or expires_at.timestamp() <= now:
             return None
-        return _user_principal(user, expires_at.timestamp())
+        return _user_principal(user, expires_at.timestamp(), key)
 
     async def _key(self, key: str) -> Principal | None:
         async with self._engine().connect() as conn:
@@ -277,25 +261,61 @@ class Authenticator:
         if found is None:
             return None
         name, scopes = found
-        return Principal(name=name, kind="key", scopes=expand(set(scopes)))
+        await self._log_key_use(name)
+        return Principal(name=name, kind="key", scopes=expand(set(scopes)), credential_sha256=key)
+
+    async def _log_key_use(self, name: str) -> None:
+        now = time.time()
+        if now - self._key_logged.get(name, -math.inf) < self.settings.key_use_interval_s:
+            return
+        self._key_logged[name] = now
+        async with writer(self._engine()).begin() as conn:  # type: ignore[union-attr]
+            await security_log.record(conn, SecurityEvent(security_log.KEY_USED, datetime.now(UTC), key_name=name))
 
     # --- sessions ---
-    async def login(self, username: str, password: str) -> tuple[str, datetime, Principal] | None:
-        async with self._engine().connect() as conn:
-            user = await store.get_user(conn, username)
-        stored = user.password_hash if user is not None else _dummy_hash()
-        # scrypt takes ~50 ms of CPU: off the event loop.
-        good = await asyncio.to_thread(verify_password, password, stored)
-        if user is None or not good or user.disabled_at is not None:
+    async def login(self, username: str, password: str,
+                    client: str | None = None) -> tuple[str, datetime, Principal] | None:
+        """A new session for the right password; None otherwise. Raises LoginThrottled or
+        AccountLocked (hub.access.logins) while the account or the client's address is blocked."""
+        user = await self.logins.check_password(username, password, client)
+        if user is None:
             log.info("login refused", extra={"username": username})
             return None
         token, key = new_secret(TOKEN_PREFIX)
-        now = datetime.now(UTC)
-        expires_at = now + timedelta(seconds=self.settings.token_ttl_s)
-        async with writer(self._engine()).begin() as conn:  # type: ignore[union-attr]
-            await store.add_session(conn, token_sha256=key, username=username, now=now, expires_at=expires_at)
+        expires_at = await self.logins.start_session(user, key, client)
         log.info("login", extra={"username": username, "role": user.role})
-        return token, expires_at, _user_principal(user, expires_at.timestamp())
+        return token, expires_at, _user_principal(user, expires_at.timestamp(), key)
+
+    # --- websocket tickets ---
+    async def issue_ticket(self, who: Principal) -> tuple[str, datetime]:
+        """A one-time ticket standing for `who`'s credential, for opening one websocket."""
+        if who.credential_sha256 is None:
+            raise ValueError("a principal verified from no credential")
+        ticket, key = new_secret(TICKET_PREFIX)
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(seconds=self.settings.ws_ticket_ttl_s)
+        async with writer(self._engine()).begin() as conn:  # type: ignore[union-attr]
+            await store.add_ticket(conn, ticket_sha256=key, credential_sha256=who.credential_sha256,
+                                   credential_kind="key" if who.kind == "key" else "token", now=now,
+                                   expires_at=expires_at)
+        return ticket, expires_at
+
+    async def redeem_ticket(self, ticket: str) -> Principal | None:
+        """The principal a ticket stands for, using the ticket up; None if unknown, used or expired."""
+        if not ticket.startswith(TICKET_PREFIX):
+            return None
+        async with writer(self._engine()).begin() as conn:  # type: ignore[union-attr]
+            taken = await store.take_ticket(conn, digest(ticket), datetime.now(UTC))
+        if taken is None:
+            return None
+        credential_sha256, kind = taken
+        return await (self._key(credential_sha256) if kind == "key" else self._session(credential_sha256, time.time()))
+
+    def forget_user(self, username: str) -> None:
+        """Drop this process's cached sessions of `username` (after a password change or a disable)."""
+        for key, (who, _until) in list(self._cache.items()):
+            if who.kind == "user" and who.name == username:
+                self._cache.pop(key, None)
 
     async def logout(self, credential: str) -> None:
         key = digest(credential)
@@ -304,7 +324,8 @@ class Authenticator:
             await store.delete_session(conn, key)
 
 
-def _user_principal(user: store.UserRow, expires_at: float) -> Principal:
+def _user_principal(user: store.UserRow, expires_at: float, token_sha256: str) -> Principal:
     role = Role(user.role)
     return Principal(name=user.username, kind="user", scopes=expand(ROLE_SCOPES[role]), role=role.value,
-                     agent_id=user.agent_id if role is Role.AGENT else None, expires_at=expires_at)
+                     agent_id=user.agent_id if role is Role.AGENT else None, expires_at=expires_at,
+                     credential_sha256=token_sha256)

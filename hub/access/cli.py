@@ -1,4 +1,4 @@
-"""`omnihub users add|list|disable` and `omnihub keys create|list|revoke` (hub.access.auth), on the
+"""`omnihub users add|list|disable|unlock|password` and `omnihub keys create|list|revoke` (hub.access.auth), on the
 database of the hub's config. Passwords come from a prompt or `--password-stdin`, never an argument
 (it would sit in the shell history and the process list); a key is printed once and stored hashed."""
 
@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.access import store as store
-from hub.access.auth import KEY_PREFIX, Role, Scope, hash_password, new_secret
+from hub.access import logins, security_log, store
+from hub.access.auth import KEY_PREFIX, Role, Scope, new_secret
+from hub.access.passwords import hash_password
+from hub.access.security_log import SecurityEvent
 from hub.settings import load_settings
 from hub.storage.engine import create_engine, writer
 from hub.storage.migrate import upgrade
@@ -95,6 +97,32 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_unlock(args: argparse.Namespace) -> int:
+    if not _run(args, lambda conn: logins.unlock(conn, args.name, actor="cli")):
+        print(f"omnihub users unlock: {args.name!r} has no failed logins or lockout to clear", file=sys.stderr)
+        return 1
+    print(f"unlocked {args.name}")
+    return 0
+
+
+def cmd_users_password(args: argparse.Namespace) -> int:
+    hashed = hash_password(_password(args))
+
+    async def reset(conn: AsyncConnection) -> bool:
+        if not await store.set_password(conn, args.name, hashed):
+            return False
+        await store.end_sessions(conn, args.name)
+        await logins.unlock(conn, args.name, actor="cli")
+        await security_log.record(conn, SecurityEvent(security_log.PASSWORD_CHANGED, datetime.now(UTC),
+                                                      username=args.name, actor="cli"))
+        return True
+    if not _run(args, reset):
+        print(f"omnihub users password: no user {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"set a new password for {args.name}; its sessions are ended")
+    return 0
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     key, key_sha256 = new_secret(KEY_PREFIX)
     scopes = sorted({Scope(s).value for s in args.scope})
@@ -152,6 +180,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     disable.add_argument("name")
     disable.add_argument("--config", **config)
     disable.set_defaults(func=cmd_users_disable)
+    unlock = users_sub.add_parser("unlock", help="clear a user's lockout and failed-login count")
+    unlock.add_argument("name")
+    unlock.add_argument("--config", **config)
+    unlock.set_defaults(func=cmd_users_unlock)
+    password = users_sub.add_parser("password", help="set a user's password (from a prompt or --password-stdin) "
+                                    "and end its sessions")
+    password.add_argument("name")
+    password.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    password.add_argument("--config", **config)
+    password.set_defaults(func=cmd_users_password)
 
     keys_cmd = sub.add_parser("keys", help="API keys for integration clients, with scopes")
     keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")

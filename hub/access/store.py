@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.storage.auth_models import api_keys, sessions, users
+from hub.storage.auth_models import api_keys, sessions, users, ws_tickets
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,14 @@ async def session_user(conn: AsyncConnection, token_sha256: str) -> tuple[UserRo
     return UserRow(**fields), expires_at
 
 
+async def end_sessions(conn: AsyncConnection, username: str, keep: str | None = None) -> None:
+    """End every session of `username` but the one whose token digest is `keep`."""
+    stmt = delete(sessions).where(sessions.c.username == username)
+    if keep is not None:
+        stmt = stmt.where(sessions.c.token_sha256 != keep)
+    await conn.execute(stmt)
+
+
 async def delete_session(conn: AsyncConnection, token_sha256: str) -> None:
     await conn.execute(delete(sessions).where(sessions.c.token_sha256 == token_sha256))
 
@@ -100,3 +108,39 @@ async def revoke_key(conn: AsyncConnection, name: str, now: datetime) -> bool:
     result = await conn.execute(update(api_keys).where(api_keys.c.name == name, api_keys.c.revoked_at.is_(None))
                                 .values(revoked_at=now))
     return result.rowcount > 0
+
+
+async def add_ticket(conn: AsyncConnection, *, ticket_sha256: str, credential_sha256: str, credential_kind: str,
+                     now: datetime, expires_at: datetime) -> None:
+    await conn.execute(delete(ws_tickets).where(ws_tickets.c.expires_at < now))
+    await conn.execute(insert(ws_tickets).values(ticket_sha256=ticket_sha256, credential_sha256=credential_sha256,
+                                                 credential_kind=credential_kind, expires_at=expires_at))
+
+
+async def take_ticket(conn: AsyncConnection, ticket_sha256: str, now: datetime) -> tuple[str, str] | None:
+    """Use a ticket up (in the caller's write transaction): the credential digest and kind it stands
+    for, or None when it is unknown, used or expired."""
+    row = (await conn.execute(select(ws_tickets).where(ws_tickets.c.ticket_sha256 == ticket_sha256))).first()
+    if row is None:
+        return None
+    taken = await conn.execute(delete(ws_tickets).where(ws_tickets.c.ticket_sha256 == ticket_sha256))
+    if taken.rowcount != 1 or row.expires_at <= now:
+        return None  # another hub took it first, or too late
+    return row.credential_sha256, row.credential_kind
+
+
+async def live_credentials(conn: AsyncConnection, token_digests: set[str], key_digests: set[str],
+                           now: datetime) -> set[str]:
+    """Which of these sessions (unexpired, user enabled) and API keys (unrevoked) still hold."""
+    live: set[str] = set()
+    if token_digests:
+        rows = await conn.execute(
+            select(sessions.c.token_sha256).join(users, sessions.c.username == users.c.username)
+            .where(sessions.c.token_sha256.in_(token_digests), sessions.c.expires_at > now,
+                   users.c.disabled_at.is_(None)))
+        live.update(rows.scalars())
+    if key_digests:
+        rows = await conn.execute(select(api_keys.c.key_sha256)
+                                  .where(api_keys.c.key_sha256.in_(key_digests), api_keys.c.revoked_at.is_(None)))
+        live.update(rows.scalars())
+    return live

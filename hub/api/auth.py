@@ -1,4 +1,6 @@
-"""`POST /v1/auth/login`, `POST /v1/auth/logout`, `GET /v1/auth/me` (hub.access.auth)."""
+"""`POST /v1/auth/login`, `POST /v1/auth/logout`, `GET /v1/auth/me`, `POST /v1/auth/password`
+(hub.access.auth, hub.access.logins); an admin's `POST /v1/users/{username}/unlock` and
+`GET /v1/security/events` (hub.access.security_log)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub import keys
-from hub.access.auth import AUTHENTICATED, PUBLIC, credential, principal, requires
+from hub.access import security_log
+from hub.access.auth import AUTHENTICATED, PUBLIC, Scope, credential, digest, principal, requires
+from hub.access.logins import AccountLocked, LoginThrottled, PasswordRejected
 from hub.api import openapi
 from hub.http_errors import error_response
 
@@ -25,7 +29,13 @@ class LoginBody(BaseModel):
 async def login(request: web.Request) -> web.Response:
     """Log in with a username and password: a bearer token that expires after auth.token_ttl_s."""
     body = LoginBody.model_validate_json(await request.read())
-    done = await request.app[keys.AUTH].login(body.username, body.password)
+    try:
+        done = await request.app[keys.AUTH].login(body.username, body.password, request.remote)
+    except LoginThrottled as exc:
+        return throttled(exc)
+    except AccountLocked:
+        return error_response(423, "account_locked", "this account is locked after too many wrong passwords: "
+                              "an admin can unlock it (omnihub users unlock)")
     if done is None:
         # The same answer for an unknown user, a wrong password and a disabled user.
         return error_response(401, "invalid_credentials", "unknown user or wrong password")
@@ -52,3 +62,92 @@ async def me(request: web.Request) -> web.Response:
     if who is None:
         return web.json_response({"auth_enabled": False})
     return web.json_response({"auth_enabled": True, **who.view()})
+
+
+def throttled(exc: LoginThrottled) -> web.Response:
+    response = error_response(429, "throttled", f"too many wrong passwords: try again in {exc.retry_after_s} s")
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+class PasswordChangeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+@routes.post("/v1/auth/password")
+@openapi.body(PasswordChangeBody)
+@requires(AUTHENTICATED)
+async def change_password(request: web.Request) -> web.Response:
+    """Change your own password (the current one is checked and throttled like a login); every other
+    session of yours ends, this one goes on."""
+    who = principal(request)
+    if who is None or who.kind != "user":
+        return error_response(403, "forbidden", "only a logged-in user has a password to change")
+    body = PasswordChangeBody.model_validate_json(await request.read())
+    auth = request.app[keys.AUTH]
+    token = credential(request)
+    try:
+        changed = await auth.logins.change_password(who.name, body.current_password, body.new_password,
+                                                    keep_session=digest(token) if token else None,
+                                                    client=request.remote)
+    except PasswordRejected as exc:
+        return error_response(422, "invalid", str(exc), [{"field": "new_password", "message": str(exc)}])
+    except LoginThrottled as exc:
+        return throttled(exc)
+    except AccountLocked:
+        return error_response(423, "account_locked", "this account is locked: an admin can unlock it")
+    if not changed:
+        return error_response(422, "invalid", "the current password is wrong",
+                              [{"field": "current_password", "message": "wrong password"}])
+    auth.forget_user(who.name)
+    return web.Response(status=204)
+
+
+@routes.post("/v1/auth/ws-ticket")
+@requires(AUTHENTICATED)
+async def ws_ticket(request: web.Request) -> web.Response:
+    """A one-time ticket for opening a websocket (`?ticket=`), valid for auth.ws_ticket_ttl_s: a browser
+    can't give a websocket an Authorization header, and a token in a URL would be logged."""
+    who = principal(request)
+    if who is None:  # auth is off: a socket needs no ticket
+        return web.json_response({"ticket": None, "expires_at": None})
+    ticket, expires_at = await request.app[keys.AUTH].issue_ticket(who)
+    return web.json_response({"ticket": ticket, "expires_at": expires_at.isoformat().replace("+00:00", "Z")},
+                             status=201)
+
+
+@routes.post("/v1/users/{username}/unlock")
+@requires(Scope.ADMIN)
+async def unlock(request: web.Request) -> web.Response:
+    """Clear an account's lockout and failed-login count."""
+    who = principal(request)
+    name = request.match_info["username"]
+    await request.app[keys.AUTH].logins.unlock(name, actor=who.name if who else "anonymous")
+    return web.Response(status=204)
+
+
+@routes.get("/v1/security/events")
+@requires(Scope.ADMIN)
+async def security_events(request: web.Request) -> web.Response:
+    """The security event log, newest first: `?username=`, `?limit=` (1-500, default 100), `?cursor=`."""
+    try:
+        limit = int(request.query.get("limit", "100"))
+        if not 1 <= limit <= 500:
+            raise ValueError
+    except ValueError:
+        return error_response(400, "invalid", "limit must be an integer from 1 to 500",
+                              [{"field": "limit", "message": "an integer from 1 to 500"}])
+    before = None
+    if "cursor" in request.query:
+        try:
+            before = security_log.before_id(request.query["cursor"])
+        except (ValueError, KeyError, TypeError):
+            return error_response(400, "invalid", "cursor is not one this list gave",
+                                  [{"field": "cursor", "message": "not a cursor from this list"}])
+    async with request.app[keys.ENGINE].connect() as conn:
+        rows, cursor = await security_log.page(conn, limit=limit, before=before,
+                                               username=request.query.get("username"))
+    items = [{**row, "at": row["at"].isoformat().replace("+00:00", "Z")} for row in rows]
+    return web.json_response({"items": items, "next": cursor})

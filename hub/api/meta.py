@@ -24,8 +24,9 @@ async def healthz(_request: web.Request) -> web.Response:
 @routes.get("/readyz")
 @requires(PUBLIC)
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers. The broker is reported, not required: without it events
-    wait in the outbox and ingest goes on."""
+    """Ready when the database answers and every background loop is healthy (hub.tasks): 503 while
+    one fails (the broker or the database it needs is away) or is stuck (busy without progress for
+    `loop_stuck_after_s`). Ingest itself goes on without the broker: its events wait in the outbox."""
     database: dict[str, object] = {"status": "up"}
     try:
         async with asyncio.timeout(3):
@@ -35,16 +36,18 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         database = {"status": "down", "error": type(exc).__name__}
         pending, oldest = None, None
-    relay = request.app[keys.RELAY]
+    loops = request.app[keys.LOOPS]
+    ready = database["status"] == "up" and loops.ready()
     body = {
-        "status": "ready" if database["status"] == "up" else "not_ready",
+        "status": "ready" if ready else "not_ready",
         "database": database,
-        "broker": relay.status(),
+        "broker": request.app[keys.RELAY].status(),
         # Reported, not required: ingest goes on while the router starts or another hub routes.
         "routing": request.app[keys.ROUTER].status(),
         "outbox": {"pending": pending, "oldest_pending_at": oldest.isoformat() if oldest else None},
+        "loops": loops.status(),
     }
-    return web.json_response(body, status=200 if database["status"] == "up" else 503)
+    return web.json_response(body, status=200 if ready else 503)
 
 
 @routes.get("/v1/schema/{name}")

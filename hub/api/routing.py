@@ -24,7 +24,8 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub import keys
-from hub.access.auth import Scope, requires, restricted_agent
+from hub.access.auth import Scope, principal, requires, restricted_agent
+from hub.access.sockets import CLOSE_CREDENTIALS_ENDED, WatchedSocket, origin_refusal
 from hub.api import openapi
 from hub.api.confine import not_self, task_holder
 from hub.assignment import store as store
@@ -296,7 +297,10 @@ async def set_presence(request: web.Request) -> web.Response:
 @requires(Scope.TASKS)
 async def agent_socket(request: web.Request) -> web.StreamResponse:
     """The agent console's websocket: offers and task updates out, accept/decline in. With auth on,
-    the token comes as `?token=` (browsers cannot give a websocket headers)."""
+    it opens with a one-time `?ticket=` (POST /v1/auth/ws-ticket; browsers cannot give a websocket
+    headers) and closes (4401) once the credentials end. Pages of other origins are refused."""
+    if (refusal := origin_refusal(request, request.app[keys.SETTINGS].auth.socket_origins)) is not None:
+        return refusal
     agent_id = request.query.get("agent_id") or restricted_agent(request)
     if (refusal := not_self(request, agent_id)) is not None:
         return refusal
@@ -315,6 +319,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         return ws
     frames = service.subscribe(agent_id)
     sender = asyncio.create_task(_send_frames(ws, frames))
+    watched = _watch(request, ws)
     try:
         await ws.send_json({"type": "hello", "agent": agent})
         for frame in pending:
@@ -322,8 +327,12 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             if msg.type is not WSMsgType.TEXT:
                 continue
+            if watched is not None and not await request.app[keys.AUTH].sockets.still_valid(watched):
+                break
             await ws.send_json(await _handle_frame(request, agent_id, msg.data))
     finally:
+        if watched is not None:
+            request.app[keys.AUTH].sockets.unregister(watched)
         service.unsubscribe(agent_id, frames)
         sender.cancel()
     return ws
@@ -344,6 +353,18 @@ async def _greeting(request: web.Request, agent_id: str) -> tuple[dict[str, Any]
     if state is None:
         raise UnknownAgent(f"no agent {agent_id!r}")
     return {**state.to_dict(), "idle_since": _iso(state.idle_since)}, await service.offer_frames(agent_id)
+
+
+def _watch(request: web.Request, ws: web.WebSocketResponse) -> WatchedSocket | None:
+    """Register the socket to be closed once its credentials end (None with auth off)."""
+    who = principal(request)
+    if who is None or who.credential_sha256 is None:
+        return None
+
+    async def close(reason: str) -> None:
+        await ws.close(code=CLOSE_CREDENTIALS_ENDED, message=f"credentials {reason}: log in again".encode())
+    return request.app[keys.AUTH].sockets.register(who.credential_sha256, "key" if who.kind == "key" else "token",
+                                                   who.expires_at, close)
 
 
 async def _send_frames(ws: web.WebSocketResponse, frames: asyncio.Queue[dict[str, Any]]) -> None:

@@ -19,6 +19,7 @@ agent_consoles.py and the task's outside shape in task_views.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -35,7 +36,7 @@ from hub.assignment.task_views import task_view
 from hub.assignment.transitions import TransitionFlush
 from hub.settings import RoutingSettings
 from hub.storage.engine import is_sqlite, writer
-from hub.tasks import cancel_and_wait
+from hub.tasks import Supervised
 from routing import AgentEvent, DuplicateTask, Router, SystemClock, Task, TaskEvent, UnknownQueue
 from schemas import OmnihubError
 
@@ -67,7 +68,7 @@ class RouterService(TransitionFlush, AgentConsoles):
         self._unflushed: list[TaskEvent | AgentEvent] = []
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
+        self.supervised = Supervised("router", self._run)
         self._lock_conn: AsyncConnection | None = None
         self._sockets: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._offline_timers: dict[str, asyncio.TimerHandle] = {}
@@ -80,11 +81,10 @@ class RouterService(TransitionFlush, AgentConsoles):
 
     async def start(self) -> None:
         if self.enabled:
-            self._runner = asyncio.create_task(self._run(), name="omnihub-router")
+            await self.supervised.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._runner)
-        self._runner = None
+        await self.supervised.stop()
         for handle in self._offline_timers.values():
             handle.cancel()
         for job in list(self._background):
@@ -105,7 +105,7 @@ class RouterService(TransitionFlush, AgentConsoles):
             state = "disabled"
         elif self.active.is_set():
             state = "active"
-        elif self._runner is None or self._runner.done():
+        elif not self.supervised.running:
             state = "stopped"
         elif self._lock_conn is None and not is_sqlite(self._engine):
             state = "standby"
@@ -118,20 +118,19 @@ class RouterService(TransitionFlush, AgentConsoles):
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
-            try:
-                if not await self._acquire_lock():
+        """The supervised body: stand by until this hub holds the routing lock, then route. On a
+        failure the router is dropped and, after the backoff, rebuilt from the database."""
+        try:
+            while not await self._acquire_lock():
+                self.supervised.progressed()  # standing by is healthy: another hub routes
+                with self.supervised.waiting():
                     await asyncio.sleep(_LOCK_RETRY_S)
-                    continue
-                await self._load()
-                await self._loop()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("router failed; rebuilding from the database")
-                self._deactivate()
-                await self._release_lock()
-                await asyncio.sleep(_LOCK_RETRY_S)
+            await self._load()
+            await self._loop()
+        except Exception:
+            self._deactivate()
+            await self._release_lock()
+            raise
 
     def _deactivate(self) -> None:
         self.active.clear()
@@ -147,14 +146,13 @@ class RouterService(TransitionFlush, AgentConsoles):
             await self._pick_up_new()
             self.router.advance()
             await self.flush()
+            self.supervised.progressed()
             timeout = self.config.poll_interval_s
             due = self.router.next_due()
             if due is not None:
                 timeout = min(timeout, max(0.0, due - time.time()))
-            try:
+            with self.supervised.waiting(), contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
             self._wake.clear()
             if self._lock_conn is not None and time.monotonic() - checked > _LOCK_CHECK_S:
                 # A dead lock connection means the lock is gone: another hub may be routing now.
@@ -188,9 +186,11 @@ class RouterService(TransitionFlush, AgentConsoles):
             await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.config.lock_key})
             await conn.commit()
         except Exception:
-            log.warning("advisory unlock failed", exc_info=True)
+            # The connection is gone (why the router failed, as a rule), and the lock with it.
+            log.debug("advisory unlock failed", exc_info=True)
         finally:
-            await conn.close()
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     # --- loading ---
 

@@ -173,6 +173,7 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler = Scheduler(app[keys.ENGINE], lambda: live.ruleset, clock=clock_of(app),
                           on_commit=app[keys.RELAY].notify, segment_set=app[keys.PIPELINE].policy.segments)
     app[keys.SCHEDULER] = scheduler
+    app[keys.LOOPS].add(scheduler.supervised)
     await scheduler.start()
     yield
     await scheduler.stop()

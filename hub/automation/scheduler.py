@@ -30,7 +30,7 @@ from hub.storage.batch import insert_rows
 from hub.storage.engine import writer
 from hub.storage.models import interactions, outbox, profiles
 from hub.storage.rules_models import schedule_runs, timers
-from hub.tasks import cancel_and_wait
+from hub.tasks import Supervised
 from rules import AddTag, Escalate, Route, Ruleset, Schedule, SetPriority, evaluate, fire_timer, next_fire
 from schemas import Interaction
 
@@ -74,26 +74,21 @@ class Scheduler:
         self._next: dict[str, datetime] = {}
         self.last_scan: dict[str, datetime] = {}  # trigger -> the fire instant of its latest scan
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self.supervised = Supervised("rules-scheduler", self._run)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="omnihub-scheduler")
+        await self.supervised.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await self.supervised.stop()
 
     async def _run(self) -> None:
-        # A poll, not a retry: it ticks every poll interval whether the last tick failed or not, with
-        # no backoff and no last try, so it stays a plain loop.
+        """The supervised body: a tick every poll interval; a failed tick is retried with backoff."""
         while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bad tick must not stop the next one
-                log.exception("scheduler tick failed")
-            await asyncio.sleep(self._poll)
+            await self.tick()
+            self.supervised.progressed()
+            with self.supervised.waiting():
+                await asyncio.sleep(self._poll)
 
     async def tick(self, now: datetime | None = None) -> TickReport:
         """Fire due timers, then run due schedules, as of `now` (default: the clock)."""
@@ -134,6 +129,7 @@ class Scheduler:
                     report.timers_fired += 1
                 elif fired is False:
                     report.timers_ended += 1
+            self.supervised.working()
             if len(due) < self._batch:
                 return
 
@@ -181,6 +177,7 @@ class Scheduler:
                     async with self._engine.begin() as conn:
                         acted += await conn.run_sync(_record_runs, matches, day, ruleset.version, fire_at,
                                                      self._segments)
+            self.supervised.working()  # a scan of many profiles is long: each batch shows it is not stuck
             if len(rows) < self._batch:
                 return acted
 

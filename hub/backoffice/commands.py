@@ -5,8 +5,9 @@ Each command is validated against its schema (schemas.commands). A bad one is pu
 omnihub.dead with the reason in its headers and acked, so it never blocks the queue. A good one is
 applied in one transaction together with its command_log row (keyed by the AMQP message_id) and
 its `command.completed` event, and acked only after that commit: a redelivery or a re-sent
-duplicate finds the log row and changes nothing. An apply that keeps failing (the database down)
-is retried with backoff and dead-lettered after `command_attempts` tries.
+duplicate finds the log row and changes nothing. An apply that keeps failing is retried with
+backoff and dead-lettered after `command_attempts` tries; a database outage is not counted against
+the command: the supervised loop (hub.tasks) backs off and handles the same delivery again.
 
 `interaction.import` goes through the ingest pipeline, whose (channel, provider, provider_ref)
 dedupe makes it idempotent; a command without a provider_ref gets one derived from its message_id.
@@ -27,15 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    RetryError,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_never,
-    wait_exponential,
-)
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt, wait_exponential
 
 from hub.backoffice import command_store
 from hub.broker import dead_letters as deadletter
@@ -46,7 +40,7 @@ from hub.ingest.pipeline import Pipeline
 from hub.profiles.segments import SegmentSet
 from hub.settings import BackofficeSettings
 from hub.storage.engine import writer
-from hub.tasks import cancel_and_wait
+from hub.tasks import Supervised
 from schemas.commands import COMMAND_MODELS, CommandName, InteractionImport, MessageSend, ProfileUpsert
 
 log = logging.getLogger("omnihub.commands")
@@ -67,14 +61,17 @@ class CommandConsumer:
     def __init__(self, engine: AsyncEngine, *, url: str, topology: Topology, settings: BackofficeSettings,
                  pipeline: Pipeline, segments: SegmentSet | None, validation_context: dict[str, Any],
                  on_commit: Sequence[Callable[[], None]] = (), outbound: Callable[[], OutboundSender | None] = lambda: None,
-                 backoff_max_s: float = 30.0) -> None:
+                 heartbeat_s: int | None = None) -> None:
         self._engine = writer(engine)
         self._url, self._topology, self._settings = url, topology, settings
         self._pipeline, self._segments, self._context = pipeline, segments, validation_context
         self._on_commit = list(on_commit)
         self._outbound = outbound
-        self._backoff_max_s = backoff_max_s
-        self._task: asyncio.Task[None] | None = None
+        self._heartbeat_s = heartbeat_s
+        self._session: ConsumerSession | None = None
+        self._dead: ConfirmPublisher | None = None
+        self._delivery: Delivery | None = None  # taken, not yet acked: handled again after a failure
+        self.supervised = Supervised("commands", self._consume)
         self.state = "starting"
         self.last_error: str | None = None
         self.applied = self.duplicates = self.dead_lettered = 0
@@ -84,48 +81,57 @@ class CommandConsumer:
                 "dead_lettered": self.dead_lettered, "last_error": self.last_error}
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="omnihub-command-consumer")
+        await self.supervised.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await self.supervised.stop()
+        await self._disconnect()
 
-    async def _run(self) -> None:
-        retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), stop=stop_never,
-                                 wait=wait_exponential(multiplier=0.1, max=self._backoff_max_s))
-        async for attempt in retrying:
-            with attempt:
-                await self._session(attempt.retry_state)
-
-    async def _session(self, retry: RetryCallState) -> None:
-        """Connect and consume until the broker goes (or anything else fails): it always raises."""
-        dead = ConfirmPublisher(self._url, self._topology.dead_exchange)
-        session = ConsumerSession(self._url, self._topology.commands_queue,
-                                  prefetch=self._settings.command_prefetch, name="omnihub commands")
+    async def _consume(self) -> None:
+        """The supervised body: consume until something fails. A broker failure drops the session
+        (what was not acked is redelivered); a database outage keeps it, and the delivery in hand is
+        handled again after the backoff rather than counted against the command."""
         try:
-            self.state = "connecting"
-            if self._settings.declare_topology:
-                await asyncio.to_thread(declare_hub_blocking, self._url, self._topology)
-            await dead.connect()
-            await session.open()
-            self.state, self.last_error = "consuming", None
-            # Consuming: losing the broker from here on is the first failure of a new outage, so
-            # the backoff starts over at 0.1 s instead of where the last outage left it.
-            retry.attempt_number = 1
+            session, dead = await self._connected()
             while True:
-                delivery = await session.get()
-                await self._handle(delivery, dead)
-                session.ack(delivery)
-        except (BrokerUnavailable, OSError) as exc:
-            self.state, self.last_error = "down", str(exc)
-            log.warning("command consumer lost the broker; reconnecting", extra={"error": str(exc)})
+                if self._delivery is None:
+                    self.supervised.progressed()  # every command taken so far is settled
+                    with self.supervised.waiting():
+                        self._delivery = await session.get()
+                await self._handle(self._delivery, dead)
+                session.ack(self._delivery)
+                self._delivery = None
+        except Exception as exc:
+            if not _database_outage(exc):  # the broker went, or e.g. pika refused a declaration
+                self.state = "down"
+                self.last_error = str(exc) if isinstance(exc, (BrokerUnavailable, OSError)) else repr(exc)
+                await self._disconnect()
             raise
-        except Exception as exc:  # e.g. pika refusing a declaration: log and start over
-            self.state, self.last_error = "down", repr(exc)
-            log.exception("command consumer failed; reconnecting")
-            raise
-        finally:
+
+    async def _connected(self) -> tuple[ConsumerSession, ConfirmPublisher]:
+        session, dead = self._session, self._dead
+        if session is not None and session.is_open and dead is not None and dead.is_open:
+            return session, dead
+        await self._disconnect()
+        self.state = "connecting"
+        dead = self._dead = ConfirmPublisher(self._url, self._topology.dead_exchange,
+                                             heartbeat_s=self._heartbeat_s)
+        session = self._session = ConsumerSession(
+            self._url, self._topology.commands_queue, prefetch=self._settings.command_prefetch,
+            name="omnihub commands", heartbeat_s=self._heartbeat_s)
+        if self._settings.declare_topology:
+            await asyncio.to_thread(declare_hub_blocking, self._url, self._topology)
+        await dead.connect()
+        await session.open()
+        self.state, self.last_error = "consuming", None
+        return session, dead
+
+    async def _disconnect(self) -> None:
+        session, dead, self._session, self._dead = self._session, self._dead, None, None
+        self._delivery = None  # the broker redelivers it to the next session
+        if session is not None:
             await session.close()
+        if dead is not None:
             await dead.close()
 
     # --- one command ---------------------------------------------------------------------------
@@ -136,7 +142,10 @@ class CommandConsumer:
         except Rejected as exc:
             await self._dead_letter(d, dead, exc.reason, str(exc), attempts=1)
             return
+        # A database outage is not the command's fault: it ends the round (the loop backs off and
+        # handles this delivery again) instead of using up the command's attempts.
         retrying = AsyncRetrying(stop=stop_after_attempt(self._settings.command_attempts),
+                                 retry=retry_if_exception(lambda exc: not _database_outage(exc)),
                                  wait=wait_exponential(multiplier=0.05, max=2.0), reraise=False)
         try:
             async for attempt in retrying:
@@ -235,6 +244,13 @@ class CommandConsumer:
         self.dead_lettered += 1
         log.warning("command dead-lettered", extra={"command": d.routing_key, "reason": reason,
                                                     "message_id": d.properties.message_id, "error": error})
+
+
+def _database_outage(exc: BaseException) -> bool:
+    """The database is unreachable or dropped the connection (not: this command broke a constraint)."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))
+    return isinstance(exc, (OSError, TimeoutError)) and not isinstance(exc, BrokerUnavailable)
 
 
 def _ref_from(message_id: str) -> str:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pika
 from pika.exceptions import AMQPError
 
+from hub.broker.amqp_liveness import ask_heartbeat
 from hub.broker.amqp_session import _Session
 from hub.broker.amqp_writes import APP_ID
 from hub.broker.confirms import (
@@ -66,13 +67,20 @@ class ConfirmPublisher:
         connect_timeout: float = 5.0,
         confirm_timeout: float = 30.0,
         blocked_timeout: float | None = 300.0,
+        heartbeat_s: int | None = None,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
+        """`heartbeat_s`: AMQP heartbeats, and the connection ends once the broker has been silent
+        for 1.5 of them (amqp_liveness.py); None takes the broker's value, without that check.
+        `on_lost`: called when an open connection fails, e.g. to wake an idle owner."""
         self._url = url
         self._exchange = exchange
         self._exchange_type = exchange_type
         self._connect_timeout = connect_timeout
         self._confirm_timeout = confirm_timeout
         self._blocked_timeout = blocked_timeout
+        self._heartbeat_s = heartbeat_s
+        self._on_lost = on_lost
         self._session: _Session | None = None
         self._write_lock = asyncio.Lock()  # batches go out whole and in call order
         self._connect_lock = asyncio.Lock()
@@ -86,6 +94,11 @@ class ConfirmPublisher:
         return self._session is not None and self._session.is_open
 
     @property
+    def failure(self) -> BrokerUnavailable | None:
+        """Why the current connection ended, once it has."""
+        return None if self._session is None else self._session.failure
+
+    @property
     def is_blocked(self) -> bool:
         """The broker has blocked the connection (resource alarm); publish_batch waits it out."""
         return self._session is not None and self._session.blocked
@@ -97,6 +110,7 @@ class ConfirmPublisher:
         params.socket_timeout = self._connect_timeout
         params.stack_timeout = self._connect_timeout
         params.blocked_connection_timeout = self._blocked_timeout
+        ask_heartbeat(params, self._heartbeat_s)
         params.client_properties = {
             "connection_name": f"omnihub publisher {self._exchange}",
             **(params.client_properties or {}),
@@ -117,7 +131,7 @@ class ConfirmPublisher:
         except (ValueError, TypeError) as exc:
             raise BrokerUnavailable(f"bad broker URL: {exc}") from exc
         try:
-            session = _Session(params, self._exchange, asyncio.get_running_loop())
+            session = _Session(params, self._exchange, asyncio.get_running_loop(), on_lost=self._on_lost)
         except AMQPError as exc:
             raise BrokerUnavailable(f"cannot connect to the broker: {exc!r}") from exc
         try:

@@ -1,7 +1,7 @@
 """The publisher's connection and its one confirm channel, on pika's asyncio adapter: opening them
 one awaited step at a time (connection, channel, exchange, confirm mode), the callbacks through
-which pika reports a failure or a close, failing everything unsettled when either goes, and the
-broker's connection.blocked / unblocked flow control.
+which pika reports a failure or a close, failing everything unsettled when either goes, the
+broker's connection.blocked / unblocked flow control, and a silent broker (amqp_liveness.py).
 
 Kept apart from the publisher (amqp.py), which decides when to connect and hands out batches, and
 from the batch traffic on the channel (amqp_writes.py, mixed into _Session), so that the set-up
@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
-from pika.exceptions import AMQPError
 
+from hub.broker.amqp_liveness import SilenceWatch, close_connection, end_silent
 from hub.broker.amqp_writes import _BatchWrites
 from hub.broker.confirms import BrokerUnavailable, ConfirmTracker, _Batch
 
@@ -30,9 +31,14 @@ class _Session(_BatchWrites):
     """One connection and its one confirm channel. Callbacks of a connection that has since been
     replaced touch only their own session, never the publisher's current one."""
 
-    def __init__(self, params: pika.URLParameters, exchange: str, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, params: pika.URLParameters, exchange: str, loop: asyncio.AbstractEventLoop, *,
+                 on_lost: Callable[[], None] | None = None) -> None:
         self.exchange = exchange
         self.loop = loop
+        self.heartbeat_s = params.heartbeat if isinstance(params.heartbeat, int) else None
+        self.on_lost = on_lost  # told once when an open session fails, so a waiting owner wakes up
+        self.opened = False
+        self.watch: SilenceWatch | None = None
         self.tracker = ConfirmTracker()
         self.batches: collections.deque[_Batch] = collections.deque()  # unsettled, in write order
         self.failure: BrokerUnavailable | None = None
@@ -96,6 +102,13 @@ class _Session(_BatchWrites):
         await self.run_step(
             lambda fut: self.channel.confirm_delivery(self._on_confirm, callback=_resolver(fut))
         )
+        self.opened = True
+        if self.heartbeat_s:
+            self.watch = SilenceWatch(self.conn, self.heartbeat_s, self.loop, self._on_silent)
+
+    def _on_silent(self, reason: str) -> None:
+        self.fail(BrokerUnavailable(reason))
+        end_silent(self.conn, reason)
 
     def _on_connection_open(self, conn: Any) -> None:
         if self.step is not None and not self.step.done():
@@ -118,10 +131,16 @@ class _Session(_BatchWrites):
     def fail(self, exc: BrokerUnavailable) -> None:
         if self.failure is None:
             self.failure = exc
+            if self.watch is not None:
+                self.watch.stop()
             unconfirmed = self.tracker.fail_all(exc)
-            level = logging.WARNING if unconfirmed else logging.INFO
+            # The owner's supervised loop logs the outage once; this adds what only the session
+            # knows, the messages left unconfirmed (they are published again).
+            level = logging.INFO if unconfirmed else logging.DEBUG
             extra = self._log_extra(unconfirmed=unconfirmed)
             log.log(level, "amqp publisher connection ended: %s", exc, extra=extra)
+            if self.opened and self.on_lost is not None:
+                self.on_lost()
         for batch in self.batches:  # batches still being written own no outstanding tag yet
             batch.fail(exc)
         if self.step is not None and not self.step.done():
@@ -129,11 +148,7 @@ class _Session(_BatchWrites):
         self.unblocked.set()  # wake writers waiting on a block; they will find the failure
 
     def close_connection(self) -> None:
-        if not (self.conn.is_closing or self.conn.is_closed):
-            try:
-                self.conn.close()
-            except AMQPError:  # already on its way down
-                pass
+        close_connection(self.conn)
 
     # --- broker notifications: flow control ---------------------------------------------------
 

@@ -17,6 +17,7 @@ import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 from pika.exceptions import AMQPError
 
+from hub.broker.amqp_liveness import SilenceWatch, ask_heartbeat, close_connection, end_silent
 from hub.broker.confirms import BrokerUnavailable
 
 log = logging.getLogger("omnihub.amqp.consumer")
@@ -33,9 +34,13 @@ class Delivery:
 
 
 class ConsumerSession:
-    def __init__(self, url: str, queue: str, *, prefetch: int, name: str, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, queue: str, *, prefetch: int, name: str, connect_timeout: float = 5.0,
+                 heartbeat_s: int | None = None) -> None:
+        """`heartbeat_s` as for ConfirmPublisher: a broker silent for 1.5 of them ends the session."""
         self._url, self._queue, self._prefetch, self._name = url, queue, prefetch, name
         self._connect_timeout = connect_timeout
+        self._heartbeat_s = heartbeat_s
+        self._watch: SilenceWatch | None = None
         self._deliveries: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self._conn: Any = None
         self._channel: Any = None
@@ -55,10 +60,13 @@ class ConsumerSession:
         params.connection_attempts = 1
         params.socket_timeout = params.stack_timeout = self._connect_timeout
         params.client_properties = {"connection_name": self._name}
+        ask_heartbeat(params, self._heartbeat_s)
 
         def fail(text: str) -> None:
             if self._failure is None:
                 self._failure = BrokerUnavailable(text)
+            if self._watch is not None:
+                self._watch.stop()
             self._failed.set()
             if not opened.done():
                 opened.set_exception(self._failure)
@@ -93,6 +101,9 @@ class ConsumerSession:
         except BrokerUnavailable:
             self._close_connection()
             raise
+        if self._heartbeat_s:
+            self._watch = SilenceWatch(self._conn, self._heartbeat_s, loop,
+                                       lambda reason: (fail(reason), end_silent(self._conn, reason)))
         log.info("consuming", extra={"queue": self._queue, "prefetch": self._prefetch})
 
     async def _step(self, start: Any) -> Any:
@@ -125,12 +136,8 @@ class ConsumerSession:
         self._channel.basic_ack(delivery.delivery_tag)
 
     def _close_connection(self) -> None:
-        conn = self._conn
-        if conn is not None and not (conn.is_closing or conn.is_closed):
-            try:
-                conn.close()
-            except AMQPError:
-                pass
+        if self._conn is not None:
+            close_connection(self._conn)
 
     async def close(self) -> None:
         if self._failure is None:

@@ -2,28 +2,29 @@
 
 Rows are read in commit-sequence order and published on one channel, so a profile's events reach
 the exchange in the order they happened. Batches are pipelined (the next is published while the
-broker confirms the last). A broker outage ends the session; the relay reconnects with backoff and
-re-reads every unconfirmed row, so an event is published at least once and never lost; consumers
-dedupe on message_id. With no broker URL the relay does nothing and events wait in the outbox.
+broker confirms the last). The relay is a supervised loop (hub.tasks): a broker outage ends the
+connection, a database outage the round, anything else too, and the loop starts over with backoff
+and re-reads every unconfirmed row, so an event is published at least once and never lost;
+consumers dedupe on message_id. A broker that goes silent is noticed by heartbeats within seconds
+(amqp_liveness.py). With no broker URL the relay does nothing and events wait in the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from hub.broker import outbox_store as repo
 from hub.broker.amqp import BrokerUnavailable, ConfirmPublisher, InvalidMessage, OutgoingMessage
 from hub.metrics import Metrics
 from hub.storage.engine import writer
-from hub.tasks import cancel_and_wait
+from hub.tasks import Supervised
 
 log = logging.getLogger("omnihub.outbox")
 
@@ -39,74 +40,81 @@ class OutboxRelay:
         exchange: str,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
-        backoff_max_s: float = 30.0,
+        heartbeat_s: int | None = None,
         metrics: Metrics | None = None,
-        publisher_factory: Callable[[str, str], ConfirmPublisher] | None = None,
     ) -> None:
         self._engine = writer(engine)
         self._url = amqp_url
         self._exchange = exchange
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
-        self._backoff_max_s = backoff_max_s
+        self._heartbeat_s = heartbeat_s
         self._metrics = metrics
-        self._publisher_factory = publisher_factory or (lambda url, exchange: ConfirmPublisher(url, exchange))
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.state = "disabled" if not amqp_url else "starting"
-        self.last_error: str | None = None
+        self._publisher: ConfirmPublisher | None = None
+        self.supervised = Supervised("outbox-relay", self._session)
+        self.last_error: str | None = None  # the broker's, while it is down
         self.published = 0
 
     def notify(self) -> None:
         """Called after a commit that wrote events: wake the relay now rather than at the next poll."""
         self._wake.set()
 
+    @property
+    def state(self) -> str:
+        """The broker as the relay sees it: disabled (no URL), connecting, connected or down."""
+        if not self._url:
+            return "disabled"
+        if self._publisher is not None and self._publisher.is_open:
+            return "connected"
+        if self.last_error is not None:
+            return "down"
+        return "connecting"
+
     def status(self) -> dict[str, Any]:
         return {"state": self.state, "published": self.published, "last_error": self.last_error}
 
     async def start(self) -> None:
         if self._url:
-            self._task = asyncio.create_task(self._run(), name="omnihub-outbox-relay")
+            await self.supervised.start()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await self.supervised.stop()
+        await self._drop_publisher()
 
-    async def _run(self) -> None:
+    async def _session(self) -> None:
+        """The supervised body: connect unless connected, then publish until something fails. A
+        database error keeps the broker connection for the next round; a broker error drops it."""
+        publisher = await self._connected()
+        try:
+            await self._pump(publisher)
+        except InvalidMessage:
+            await self._drop_publisher()  # the row was set aside; start over from the first unconfirmed row
+        except BrokerUnavailable as exc:
+            self.last_error = str(exc)
+            await self._drop_publisher()
+            raise
+
+    async def _connected(self) -> ConfirmPublisher:
+        if self._publisher is not None and self._publisher.is_open:
+            return self._publisher
+        await self._drop_publisher()
         assert self._url is not None
-        while True:
-            publisher = await self._connect()
-            try:
-                await self._pump(publisher)
-            except InvalidMessage:
-                pass  # the row was set aside; start over from the first unconfirmed row
-            except BrokerUnavailable as exc:
-                self.state, self.last_error = "down", str(exc)
-                log.warning("broker session ended; events wait in the outbox", extra={"error": str(exc)})
-            finally:
-                await publisher.close()
-
-    async def _connect(self) -> ConfirmPublisher:
-        """Connect, retrying with exponential backoff (a fresh schedule after every outage)."""
-        retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(multiplier=0.1, max=self._backoff_max_s, jitter=min(1.0, self._backoff_max_s / 2)),
-            retry=retry_if_exception_type(BrokerUnavailable),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                self.state = "connecting"
-                publisher = self._publisher_factory(self._url, self._exchange)
-                await publisher.connect()
-        self.state, self.last_error = "connected", None
-        log.info("relay connected", extra={"exchange": self._exchange})
+        publisher = ConfirmPublisher(self._url, self._exchange, heartbeat_s=self._heartbeat_s,
+                                     on_lost=self.notify)
+        try:
+            await publisher.connect()
+        except BrokerUnavailable as exc:
+            self.last_error = str(exc)
+            await publisher.close()
+            raise
+        self._publisher, self.last_error = publisher, None
         return publisher
 
-    def _log_retry(self, state) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        self.state, self.last_error = "down", str(error)
-        log.warning("broker unreachable, retrying", extra={"attempt": state.attempt_number, "error": str(error)})
+    async def _drop_publisher(self) -> None:
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            await publisher.close()
 
     async def _pump(self, publisher: ConfirmPublisher) -> None:
         in_flight: collections.deque[tuple[asyncio.Future[Any], list[Any]]] = collections.deque()
@@ -139,13 +147,13 @@ class OutboxRelay:
                 # Idle: start the next scan from the beginning, so a row whose transaction committed
                 # after a later sequence number was read (PostgreSQL allows that) is not skipped.
                 after_seq = 0
+                self.supervised.progressed()  # caught up
                 self._wake.clear()
-                try:
+                with self.supervised.waiting(), contextlib.suppress(TimeoutError):
+                    # A lost connection wakes this too (the publisher's on_lost).
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-                except TimeoutError:
-                    pass
                 if not publisher.is_open:
-                    raise BrokerUnavailable("broker connection lost while idle")
+                    raise publisher.failure or BrokerUnavailable("broker connection lost while idle")
         finally:
             for future, _ in in_flight:
                 future.cancel()
@@ -167,6 +175,7 @@ class OutboxRelay:
         async with self._engine.begin() as conn:
             await repo.mark_published(conn, [r.seq for r in rows], returned_seqs, at=now)
         self.published += len(rows)
+        self.supervised.progressed()
         if self._metrics is not None:
             self._metrics.events_published.inc(len(rows) - len(returned_seqs))
             self._metrics.events_returned.inc(len(returned_seqs))

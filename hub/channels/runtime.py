@@ -26,8 +26,6 @@ from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from adapters.base import (
     AdapterDeps,
@@ -48,9 +46,8 @@ from hub.assignment.router_service import RouterUnavailable
 from hub.channels.blobs import FileBlobStore
 from hub.channels.peers import PgPeers, peers_for
 from hub.channels.state import DbStateStore
-from hub.http_errors import error_response
+from hub.http_errors import error_response, outage_name, unavailable_cause
 from hub.ingest.call_updates import apply_call_update_async
-from hub.ingest.pipeline import PipelineStopped
 from hub.outbound.messages import record_status_async
 from routing import RoutingError, TaskState
 from schemas import CHANNELS_KEY, Interaction, call_status_rank
@@ -184,13 +181,9 @@ def _guarded(adapter: ChannelAdapter, hook: Webhook):
             log.info("payload refused", extra={"adapter": adapter.name, "field": exc.field})
             return error_response(422, "invalid_payload", str(exc),
                                   [{"field": exc.field, "message": exc.message}])
-        except HubUnavailable as exc:
-            # Nothing was committed and nothing is wrong with the delivery: the provider should
-            # send it again, which a 503 asks for and a 500 does not say.
-            log.warning("webhook deferred, hub unavailable", extra={"adapter": adapter.name, "reason": str(exc)})
-            response = error_response(503, "unavailable", f"the hub cannot take deliveries right now: {exc}")
-            response.headers["Retry-After"] = "30"
-            return response
+        # HubUnavailable goes on to hub.http_errors.answer_for, as every route's outage does: 503
+        # with Retry-After (nothing was committed; the provider should send it again, which a 500
+        # does not say), logged once per outage.
 
     handler.__name__ = f"{adapter.name}_{hook.path.strip('/').replace('/', '_') or 'root'}"
     handler.__doc__ = (f"{adapter.name} webhook ({adapter.channel}): signed by the provider; 403 and nothing "
@@ -199,16 +192,13 @@ def _guarded(adapter: ChannelAdapter, hook: Webhook):
 
 
 def _answering(adapter: ChannelAdapter, route: Route):
-    """An adapter's own route, its PayloadError and HubUnavailable answered as its webhooks' are."""
+    """An adapter's own route, its PayloadError answered as its webhooks' are (and HubUnavailable too,
+    by answer_for)."""
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
             return await route.handler(request)
         except PayloadError as exc:
             return error_response(422, "invalid_payload", str(exc), [{"field": exc.field, "message": exc.message}])
-        except HubUnavailable as exc:
-            response = error_response(503, "unavailable", f"the hub cannot take this right now: {exc}")
-            response.headers["Retry-After"] = "30"
-            return response
 
     handler.__name__ = f"{adapter.name}_{route.path.strip('/').replace('/', '_').replace('.', '_')}"
     handler.__doc__ = route.handler.__doc__ or f"{adapter.name} ({adapter.channel})"
@@ -218,21 +208,16 @@ def _answering(adapter: ChannelAdapter, route: Route):
 @contextlib.contextmanager
 def outage_as_hub_unavailable() -> Iterator[None]:
     """Re-raise, as HubUnavailable (chained), the errors that say the hub cannot work right now
-    rather than that the payload is bad."""
+    rather than that the payload is bad (hub.http_errors.unavailable_cause: the same test every
+    HTTP route's 503 uses)."""
     try:
         yield
     except HubUnavailable:
         raise
-    except PipelineStopped as exc:
-        raise HubUnavailable("the ingest pipeline is not running") from exc
-    except (OperationalError, PoolTimeout, OSError) as exc:
-        # OperationalError: the database refused or dropped the connection (or was locked past
-        # the timeout); PoolTimeout: no connection free; OSError: a socket, or the blob disk.
-        raise HubUnavailable(f"the hub's storage is unavailable ({type(exc).__name__})") from exc
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
+    except Exception as exc:
+        if unavailable_cause(exc) is None:
             raise
-        raise HubUnavailable(f"the database connection was lost ({type(exc).__name__})") from exc
+        raise HubUnavailable(f"the hub is unavailable ({outage_name(exc)})") from exc
 
 
 def guard_outages(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

@@ -1,8 +1,12 @@
 // The agent websocket (`GET /v1/agents/ws?agent_id=...`), reconnected after a drop. The hub sends
 // `hello` on each connection and then the offers still pending, so a reconnect needs no replay here.
-// With auth enabled the token rides in the query string: a browser cannot give a websocket headers.
+// With auth enabled it opens with a one-time ticket (`POST /v1/auth/ws-ticket`; a browser cannot
+// give a websocket headers, and the token itself must not sit in a URL). The hub closes it with code
+// 4401 once the session ends (logout, disabled user, expiry): then the page asks to log in again.
 
-import { session } from "./api.js";
+import { request, session } from "./api.js";
+
+const CREDENTIALS_ENDED = 4401;
 
 const RETRY_S = [1, 2, 4, 8, 15];
 // Refusals that another try cannot change (the hub does not know this agent).
@@ -21,14 +25,28 @@ export class AgentSocket {
     this.stopped = false;
   }
 
-  open() {
+  async open() {
     this.stopped = false;
     const url = new URL("../v1/agents/ws", document.baseURI);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("agent_id", this.agentId);
-    const token = session.token();
-    if (token) url.searchParams.set("token", token);
     this.onStatus(this.attempt ? "reconnecting" : "connecting", null);
+    if (session.token()) {
+      let issued;
+      try {
+        issued = await request("POST", "/v1/auth/ws-ticket");
+      } catch (err) {
+        if (err.status === 401) {
+          this.stopped = true;
+          this.onStatus("refused", { error: "unauthorized", message: err.message });
+        } else {
+          this.retry();
+        }
+        return;
+      }
+      if (this.stopped) return;
+      if (issued && issued.ticket) url.searchParams.set("ticket", issued.ticket);
+    }
     const ws = new WebSocket(url);
     this.ws = ws;
     let greeted = false;
@@ -50,10 +68,14 @@ export class AgentSocket {
       }
       this.onFrame(frame);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      if (this.stopped) {
+      if (event.code === CREDENTIALS_ENDED) {
+        this.stopped = true;
+        session.clear();
+        this.onStatus("refused", { error: "unauthorized", message: event.reason || "log in again" });
+      } else if (this.stopped) {
         this.onStatus("closed", null);
       } else if (refusal && FINAL.has(refusal.error)) {
         this.stopped = true;

@@ -7,6 +7,11 @@ group (hub.ingest.batch_write), so the fsync a durable answer needs is paid once
 group's statements run with the stdlib driver on the event loop's thread and its COMMIT on a
 writer thread, so the loop keeps serving HTTP while SQLite syncs (see _SqliteWriter). On
 PostgreSQL the unit runs through AsyncConnection.run_sync on asyncpg.
+
+When a group fails because the database is out (hub.http_errors.unavailable_cause), every
+interaction in it, and every one queued behind it meanwhile, fails at once with
+DatabaseUnavailable (answered 503): none was committed, none is retried alone (that would wait out
+the outage once per interaction), and none is logged here (the HTTP side logs the outage once).
 """
 
 from __future__ import annotations
@@ -24,14 +29,15 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.http_errors import ServiceUnavailable, outage_name, unavailable_cause
 from hub.ids import new_id
 from hub.ingest.batch_write import IngestContext, IngestResult, IngestStep, write_batch
 from hub.profiles.identity import DEFAULT_POLICY, ProfilePolicy
 from hub.storage.engine import create_sync_sqlite_engine, is_sqlite, writer
 from hub.tasks import cancel_and_wait
-from schemas import Interaction, OmnihubError
+from schemas import Interaction
 
-__all__ = ["IngestContext", "IngestResult", "IngestStep", "Pipeline", "PipelineStopped"]
+__all__ = ["DatabaseUnavailable", "IngestContext", "IngestResult", "IngestStep", "Pipeline", "PipelineStopped"]
 
 log = logging.getLogger("omnihub.pipeline")
 
@@ -44,8 +50,12 @@ _CONFLICT_RETRIES = 5
 _utc_now = functools.partial(datetime.now, UTC)
 
 
-class PipelineStopped(OmnihubError):
+class PipelineStopped(ServiceUnavailable):
     pass
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The group commit an interaction waited on failed for an outage; the database error is its __cause__."""
 
 
 class _UnitOfWork(Protocol):
@@ -216,13 +226,16 @@ class Pipeline:
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 results = await self._unit.run(_call, work)
-            except (IntegrityError, OperationalError) as exc:
-                if attempt + 1 < _CONFLICT_RETRIES and _is_conflict(exc):
+            except Exception as exc:  # noqa: BLE001 - isolated below, item by item
+                if unavailable_cause(exc) is not None:
+                    # An outage: everyone waiting fails at once, nothing is retried alone.
+                    self._refuse([*batch, *self._take_queued()], exc)
+                    return
+                if (isinstance(exc, IntegrityError | OperationalError) and attempt + 1 < _CONFLICT_RETRIES
+                        and _is_conflict(exc)):
                     log.info("ingest conflict, retrying", extra={"attempt": attempt + 1, "size": len(batch)})
                     continue
                 error: BaseException = exc
-            except Exception as exc:  # noqa: BLE001 - isolated below, item by item
-                error = exc
             else:
                 self.batches_committed += 1
                 for pending, result in zip(batch, results, strict=True):
@@ -240,6 +253,25 @@ class Pipeline:
         log.error("ingest failed", exc_info=error, extra={"interaction_id": str(batch[0].interaction.id)})
         if not batch[0].future.done():
             batch[0].future.set_exception(error)
+
+    def _take_queued(self) -> list[_Pending]:
+        """Whatever queued while the failing group waited out the database's timeout: sent round
+        again it would wait that long once more."""
+        taken = []
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+            self._queue.task_done()
+        return taken
+
+    def _refuse(self, pending: list[_Pending], exc: Exception) -> None:
+        log.debug("ingest group refused, database unavailable", extra={"size": len(pending), "error": outage_name(exc)})
+        for item in pending:
+            if not item.future.done():
+                # One exception each: a single one raised in every waiting request would grow its
+                # traceback with each of them.
+                refused = DatabaseUnavailable("the database is unavailable")
+                refused.__cause__ = exc
+                item.future.set_exception(refused)
 
 
 def _call(conn: Connection, work: Callable[..., Any]) -> Any:

@@ -12,6 +12,7 @@ customer's timeline, in the thread the adapter reports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from adapters.base import (
 from hub.outbound.messages import STATE_RANK, emit
 from hub.storage.engine import writer
 from hub.storage.outbound_models import messages
-from hub.tasks import cancel_and_wait
+from hub.tasks import Supervised, cancel_and_wait
 from schemas import Content, Direction, EventType, Identifier, Interaction, Kind, Party
 
 log = logging.getLogger("omnihub.outbound")
@@ -63,45 +64,44 @@ class Dispatcher:
         self._retry_wait = retry_wait_s
         self._clock = clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self.supervised = Supervised("outbound-dispatcher", self._run)
 
     def notify(self) -> None:
         self._wake.set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="omnihub-outbound-dispatcher")
+        await self.supervised.start()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming; give sends under way `grace_s` to finish. One still running then is
         cancelled: its lease runs out and it is sent again, rather than holding up shutdown."""
-        await cancel_and_wait(self._task)
-        self._task = None
+        await self.supervised.stop()
         if self._sending:
             _, late = await asyncio.wait(set(self._sending), timeout=grace_s)
             for task in late:
                 await cancel_and_wait(task)
 
     async def _run(self) -> None:
+        """The supervised body: claim due messages and hand each to a task of its own."""
         while True:
             self._wake.clear()
-            try:
-                claimed = await self._claim(self._concurrency - len(self._sending))
-            except Exception:
-                log.exception("claiming outbound messages failed")
-                claimed = []
+            claimed = await self._claim(self._concurrency - len(self._sending))
+            self.supervised.progressed()
             for row in claimed:
                 task = asyncio.create_task(self._deliver(row))
                 self._sending.add(task)
                 task.add_done_callback(self._done)
             if len(claimed) == 0 or len(self._sending) >= self._concurrency:
-                try:
+                with self.supervised.waiting(), contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
-                except TimeoutError:
-                    pass
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Recording the outcome failed (the database went away): the lease runs out and the
+            # message is sent again. Counted with the loop's outage, not logged per message.
+            self.supervised.failed(task.exception())  # type: ignore[arg-type]
         self._wake.set()  # a free slot: claim more
 
     async def _claim(self, limit: int) -> list[dict[str, Any]]:

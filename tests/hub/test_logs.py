@@ -7,7 +7,7 @@ import logging
 import re
 from datetime import datetime
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.logs import JsonFormatter, mask
@@ -58,3 +58,35 @@ def test_the_json_formatter_masks_extra_fields_too():
     assert entry["message"] == "sms from ***00"
     assert entry["sender"] == "***00"
     assert entry["interaction_id"] == interaction_id
+
+
+def test_encoded_numbers_and_addresses_are_decoded_then_masked():
+    line = mask("GET /v1/profiles/lookup?phone=%2B821055550199&email=zqx.member%40example.com&x=%252B821055550198")
+    assert "1055550199" not in digits(line) and "***99" in line
+    assert "1055550198" not in digits(line) and "***98" in line  # encoded twice
+    assert "qx.member" not in line and "z***@example.com" in line
+
+
+LETTERS = "민지박서준김예시한국テスト山田王小明ÉéçñüøÅ"
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=LETTERS, min_size=2, max_size=8), st.text(alphabet=LETTERS, min_size=1, max_size=6))
+def test_an_address_in_any_script_is_masked(local, domain):
+    line = mask(f"login refused for {local}@{domain}.kr today")
+    assert line == f"login refused for {local[0]}***@{domain}.kr today"
+
+
+def test_statuses_sizes_ids_and_times_in_fields_stay_readable():
+    record = logging.makeLogRecord({
+        "msg": "request", "levelname": "INFO", "status": 201, "size": 1234567, "duration_ms": 12.5,
+        "provider_ref": "1764777600.123", "created_at": "1764777600", "message_seq": 12345678,
+        "params": ("+821055550100", {"to": "zqx.member@example.com"}, 99), "path": "/x?to=%2B821055550101",
+    })
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["status"], entry["size"], entry["duration_ms"]) == (201, 1234567, 12.5)
+    assert entry["provider_ref"] == "1764777600.123" and entry["created_at"] == "1764777600"
+    assert entry["message_seq"] == 12345678
+    assert entry["params"] == ["***00", {"to": "z***@example.com"}, 99]
+    assert entry["path"] == "/x?to=***01"
+    assert entry["time"].endswith("Z")

@@ -7,6 +7,7 @@ bindings: ["profile.*", "interaction.received.#"]
 prefetch: 100                     # unacked deliveries the broker hands this worker at once
 batch_size: 100                   # events written to the target in one transaction
 attempts: 5                       # tries before an event is dead-lettered
+erasure_events: true              # also bind profile.erased (the default): erasure reaches this copy
 target: {...}                     # per kind: see hub.backoffice.connectors.sql, .file, .http
 ```
 Unknown keys are refused, as in the hub's own settings.
@@ -22,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from hub.broker.topology import Topology
 from hub.settings import ConfigError, QueueSettings
+
+ERASED = "profile.erased"  # the routing key of an erasure (hub.profiles.store.erase)
 
 
 class WorkerConfig(BaseModel):
@@ -44,6 +47,9 @@ class WorkerConfig(BaseModel):
     backoff_max_s: float = Field(5.0, ge=0)
     reconnect_max_s: float = Field(30.0, gt=0)
     idle_interval_s: float = Field(0.2, gt=0)  # how often the target is told "nothing new" (time rotation)
+    # Every copy of a customer's data must hear of their erasure (GDPR art. 17), whatever else the
+    # connector is bound to: profile.erased is bound unless this is switched off.
+    erasure_events: bool = True
     target: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -51,6 +57,11 @@ class WorkerConfig(BaseModel):
         if self.batch_size > self.prefetch:
             raise ValueError("batch_size cannot exceed prefetch: a batch is acked only after it is written")
         return self
+
+    @property
+    def all_bindings(self) -> list[str]:
+        extra = [ERASED] if self.erasure_events and ERASED not in self.bindings else []
+        return [*self.bindings, *extra]
 
     @property
     def queue_name(self) -> str:

@@ -13,7 +13,16 @@ target:
     changed_at: time
     source_key: $routing_key
   handled_table: omnihub_handled_events      # created if missing
+  erasure:                                   # what profile.erased does to this table
+    action: delete                           # or anonymize: set `columns` to NULL
+    profile_column: customer_id              # default: the column mapped from data.profile_id
+    columns: [display_name]                  # anonymize: default every mapped column but keys
 ```
+
+Erasure: a `profile.erased` event (bound for every connector, see config.py) deletes or anonymizes
+the rows whose `profile_column` holds the erased profile or any profile merged into it, in the
+same transaction as its handled id. A table with no column for the profile id can't be erased by
+id: the worker says so at start and logs each erasure it could not apply.
 
 Exactly once: the ids of the events written are inserted into `handled_table` in the same
 transaction as the rows, and a batch first drops the events already there. A batch redelivered
@@ -26,19 +35,40 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Column, Connection, MetaData, String, Table, create_engine, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hub.backoffice.connectors.config import WorkerConfig, parse
+from hub.backoffice.connectors.config import ERASED, WorkerConfig, parse
 from hub.backoffice.connectors.worker import Event, PermanentError, lookup
 from hub.storage.models import UTCDateTime
+
+log = logging.getLogger("omnihub.worker.sql")
+
+
+class ErasureConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    action: Literal["delete", "anonymize"] = "delete"
+    profile_column: str | None = None
+    columns: list[str] | None = None
 
 
 class SqlTargetConfig(BaseModel):
@@ -50,6 +80,14 @@ class SqlTargetConfig(BaseModel):
     key: list[str] = Field(default_factory=list)
     columns: dict[str, str] = Field(min_length=1)
     handled_table: str = "omnihub_handled_events"
+    erasure: ErasureConfig = Field(default_factory=ErasureConfig)
+
+    @property
+    def profile_column(self) -> str | None:
+        """The column erasure matches on: configured, else the one mapped from data.profile_id."""
+        if self.erasure.profile_column is not None:
+            return self.erasure.profile_column
+        return next((c for c, path in self.columns.items() if path == "data.profile_id"), None)
 
     @model_validator(mode="after")
     def _key(self) -> SqlTargetConfig:
@@ -81,11 +119,16 @@ class SqlTarget:
         def prepare(conn: Connection) -> None:
             meta.create_all(conn, tables=[self.handled])
             self.table = Table(config.table, meta, autoload_with=conn, schema=config.schema_)
-            unknown = [c for c in config.columns if c not in self.table.c]
+            unknown = [c for c in [*config.columns, *(config.erasure.columns or [])] if c not in self.table.c]
+            if config.erasure.profile_column is not None and config.erasure.profile_column not in self.table.c:
+                unknown.append(config.erasure.profile_column)
             if unknown:
                 raise PermanentError(f"table {config.table} has no columns {unknown}")
 
         self._transaction(prepare)
+        if config.profile_column is None:
+            log.warning("this table has no column for the profile id: profile.erased cannot reach it "
+                        "(set target.erasure.profile_column)", extra={"table": config.table})
 
     def _transaction(self, fn: Callable[[Connection], Any]) -> Any:
         if self._loop is None:
@@ -99,20 +142,42 @@ class SqlTarget:
         return self._loop.run_until_complete(run())
 
     def write(self, events: Sequence[Event]) -> None:
-        rows = {e.id: self._row(e) for e in events}  # mapping errors surface before any SQL
+        erasures = {e.id: erased_profiles(e) for e in events if e.routing_key == ERASED}
+        # mapping errors surface before any SQL
+        rows = {e.id: self._row(e) for e in events if e.id not in erasures}
         now = dt.datetime.now(dt.UTC)
 
         def work(conn: Connection) -> None:
-            ids = list(rows)
+            ids = [e.id for e in events]
             seen = set(conn.execute(select(self.handled.c.event_id).where(self.handled.c.event_id.in_(ids))).scalars())
             fresh = [i for i in ids if i not in seen]
             if not fresh:
                 return
-            self._store(conn, [rows[i] for i in fresh])
+            if stored := [rows[i] for i in fresh if i in rows]:
+                self._store(conn, stored)
+            for i in fresh:  # after the rows: an erasure wins over an update in the same batch
+                if i in erasures:
+                    self._erase(conn, erasures[i])
             conn.execute(insert(self.handled), [{"event_id": i, "connector": self.connector, "handled_at": now}
                                                 for i in fresh])
 
         self._transaction(work)
+
+    def _erase(self, conn: Connection, profile_ids: list[str]) -> None:
+        table, column = self.table, self.config.profile_column
+        assert table is not None
+        if column is None:
+            log.warning("erasure not applied: the table has no profile id column", extra={"table": self.config.table})
+            return
+        match = table.c[column].in_(profile_ids)
+        if self.config.erasure.action == "delete":
+            gone = conn.execute(delete(table).where(match)).rowcount
+        else:
+            keep = {*self.config.key, column}
+            cleared = self.config.erasure.columns or [c for c in self.config.columns if c not in keep]
+            gone = conn.execute(update(table).where(match).values({c: None for c in cleared})).rowcount
+        log.info("erasure applied", extra={"table": self.config.table, "action": self.config.erasure.action,
+                                           "row_count": gone})
 
     def _store(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         table = self.table
@@ -189,6 +254,16 @@ def _coerce(column: Column, value: Any) -> Any:
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise PermanentError(f"column {column.name}: cannot take {type(value).__name__} value: {exc}") from None
     return value
+
+
+def erased_profiles(event: Event) -> list[str]:
+    """The profile ids a profile.erased event covers: the profile and those merged into it."""
+    data = event.document.get("data") or {}
+    ids = [data.get("profile_id"), *(data.get("merged_ids") or [])]
+    found = [str(i) for i in ids if i]
+    if not found:
+        raise PermanentError("profile.erased without data.profile_id")
+    return found
 
 
 def make_sql_target(config: WorkerConfig) -> SqlTarget:

@@ -134,10 +134,10 @@ class Worker:
             ch = self._channel = self._conn.channel()
             if c.declare_topology:
                 declare_exchanges(ch, c.topology())
-                declare_consumer_queue(ch, c.topology(), self.queue, c.events_exchange, c.bindings)
+                declare_consumer_queue(ch, c.topology(), self.queue, c.events_exchange, c.all_bindings)
             ch.confirm_delivery()  # dead letters are acked only once the broker has them
             ch.basic_qos(prefetch_count=c.prefetch)
-            log.info("worker consuming", extra={"queue": self.queue, "bindings": c.bindings})
+            log.info("worker consuming", extra={"queue": self.queue, "bindings": c.all_bindings})
             batch: list[_Delivery] = []
             for method, props, body in ch.consume(self.queue, inactivity_timeout=c.idle_interval_s):
                 if self._stopping:

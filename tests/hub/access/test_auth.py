@@ -7,6 +7,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 from sqlalchemy import select, update
 
@@ -267,14 +268,17 @@ async def test_an_agent_acts_only_as_itself_and_reads_only_its_tasks_profiles(hu
     assert (await hub.post(f"/v1/tasks/{own_task}/complete", json={}, headers=ann)).status == 200
 
 
-async def test_the_agent_websocket_takes_the_token_in_the_query(hub):
+async def test_the_agent_websocket_opens_with_a_ticket_not_a_token(hub):
     await add_user(hub, "ann", Role.AGENT, agent_id="alice")
     token = await login(hub, "ann")
-    async with hub.ws_connect(f"/v1/agents/ws?agent_id=alice&token={token}") as ws:
+    ticket = (await (await hub.post("/v1/auth/ws-ticket", headers=bearer(token))).json())["ticket"]
+    async with hub.ws_connect(f"/v1/agents/ws?agent_id=alice&ticket={ticket}") as ws:
         hello = await ws.receive_json(timeout=5)
         assert hello["type"] == "hello" and hello["agent"]["id"] == "alice"
-    # Outside a websocket upgrade a token in the URL is not taken (it would sit in access logs).
+    # A token in the URL is taken nowhere, not even on a websocket (it would sit in access logs).
     assert (await hub.get(f"/v1/tasks?token={token}")).status == 401
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        await hub.ws_connect(f"/v1/agents/ws?agent_id=alice&token={token}")
 
 
 async def test_with_auth_disabled_me_says_so_and_nothing_is_asked(client):

@@ -10,7 +10,7 @@ import subprocess
 from sqlalchemy import select
 
 from hub.access.auth import digest, verify_password
-from hub.storage.auth_models import api_keys, users
+from hub.storage.auth_models import api_keys, login_attempts, security_events, users
 from hub.storage.engine import create_engine
 from tests.hub.test_cli import run
 
@@ -72,3 +72,49 @@ def test_keys_create_list_revoke(tmp_path):
     assert run("keys", "revoke", "shop", env=env).returncode == 1  # already revoked
     listed = {k["name"]: k for k in json.loads(run("keys", "list", "--json", env=env).stdout)}
     assert listed["shop"]["revoked_at"] is not None and listed["crm"]["revoked_at"] is None
+
+
+def _lock_out(url: str, username: str) -> None:
+    """Lock `username` as twenty wrong passwords would (the throttle's own statement)."""
+    from datetime import UTC, datetime
+
+    from hub.access import throttle
+    from hub.access.logins import LoginPolicies
+    from hub.settings import AuthSettings
+
+    async def lock() -> None:
+        engine = create_engine(url)
+        policy = LoginPolicies.from_settings(AuthSettings()).account
+        try:
+            async with engine.begin() as conn:
+                for _ in range(policy.lockout_failures or 0):
+                    await throttle.record_failure(conn, policy, throttle.account_key(username), datetime.now(UTC))
+        finally:
+            await engine.dispose()
+    asyncio.run(lock())
+
+
+def test_users_unlock_and_password(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+    env = {"OMNIHUB_DATABASE_URL": url}
+    omnihub = run("--help").args[0]
+    added = subprocess.run([omnihub, "users", "add", "ann", "--role", "supervisor", "--password-stdin"],
+                           input="first-password\n", capture_output=True, text=True, env={**os.environ, **env},
+                           timeout=60)
+    assert added.returncode == 0, added.stderr
+    _lock_out(url, "ann")
+    [attempts] = _rows(url, login_attempts)
+    assert attempts["locked_out_at"] is not None
+    unlocked = run("users", "unlock", "ann", env=env)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert _rows(url, login_attempts) == []
+    assert run("users", "unlock", "ann", env=env).returncode == 1  # nothing left to clear
+    changed = subprocess.run([omnihub, "users", "password", "ann", "--password-stdin"], input="second-password\n",
+                             capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+    assert changed.returncode == 0, changed.stderr
+    assert verify_password("second-password", _rows(url, users)[0]["password_hash"])
+    kinds = [e["kind"] for e in _rows(url, security_events)]
+    assert "unlocked" in kinds and "password_changed" in kinds
+    nobody = subprocess.run([omnihub, "users", "password", "nobody", "--password-stdin"], input="whatever-pass\n",
+                            capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
+    assert nobody.returncode == 1

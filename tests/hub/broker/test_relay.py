@@ -6,25 +6,11 @@ import pytest
 
 from hub import keys
 from hub.app import create_app
-from tests.hub.amqp_consumer import BoundQueue
 from tests.hub.conftest import count_rows, eventually
 from tests.hub.payloads import sms
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.rabbitmq
-
-
-@pytest.fixture
-def exchange(run_prefix, request):
-    return f"{run_prefix}.events.{request.node.name[-40:]}"
-
-
-@pytest.fixture
-def received_queue(amqp_url, exchange, run_prefix):
-    queue = BoundQueue(amqp_url, exchange, "interaction.received.#", run_prefix)
-    queue.declare()
-    yield queue
-    queue.delete()
 
 
 async def pending(app) -> int:
