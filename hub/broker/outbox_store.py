@@ -1,16 +1,44 @@
 """Repository functions for the API and the relay: each takes the caller's async connection.
 
 The ingest writer's own statements are in ingest_store (synchronous, run inside its unit of work).
+
+Several hubs on one database (issue 15): each hub's relay leases the rows it is about to publish
+(`claimed_by`, `claimed_until`), so an event is published by one relay, and more than once only when
+a relay stops between the broker's confirm and the mark, or stalls past its lease (LEASE_S) and a
+live relay takes the rows over. Why leases on rows and not one active relay per partition: relays
+share the load without knowing how many there are, a stopped hub's rows move on once its lease runs
+out (a session advisory lock would stay held by a hub whose connection went silent, for as long as
+TCP takes to notice), and nothing but the outbox itself is kept.
+
+A profile's events reach the exchange in the order they happened (DESIGN section 5), so a relay
+leases an event only if no other relay holds an unexpired lease on an earlier unpublished event of
+the same subject (events without a subject count as one subject); it publishes its leased rows in
+sequence order on one channel, so its own earlier rows go first. While hub A holds a lease on
+profile P's early events, hub B leaves P's later ones (and reads on past them); whichever relay
+leases after A has marked them takes them. A lease taken over from a stopped relay takes its rows
+and the later ones in order, so after any duplicates the first copy of each event still arrived in
+order.
+
+Leasing must see every other relay's leases, which FOR UPDATE SKIP LOCKED does not give: two relays
+leasing at once each see the other's rows as unleased, and a skipped locked row of P would let P's
+later rows through. So leasing is serialized: on PostgreSQL by a transaction advisory lock (one
+short statement per batch of rows, so relays queue on it for milliseconds), on SQLite by the write
+lock its one writer takes anyway (the caller's transaction begins IMMEDIATE). The lease update
+re-checks that the row is still unpublished, so a row a stalled relay marked meanwhile is not sent
+again. On PostgreSQL the lease times come from the database's clock, so hubs' clocks need not agree.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,15 +64,65 @@ def _chunks(items: Sequence[Any], size: int = 900) -> Iterable[Sequence[Any]]:
         yield items[i : i + size]
 
 
-async def fetch_pending_events(conn: AsyncConnection, *, after_seq: int, limit: int) -> list[Any]:
+# Longer than a batch takes from lease to mark (a confirm round trip, tens of milliseconds), short
+# enough that a stopped hub's events wait half a minute at most.
+LEASE_S = 30.0
+# pg_advisory_xact_lock's key for leasing outbox rows: the ASCII of "outbox".
+LEASE_LOCK_KEY = 0x6F7574626F78
+
+
+def new_claimant() -> str:
+    """A relay's name on the rows it leases: host and process for a person reading the table, and a
+    random part, so two relays in one process (tests, benches) are two claimants."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+async def claim_pending_events(
+    conn: AsyncConnection, claimant: str, *, after_seq: int, limit: int, lease_s: float = LEASE_S
+) -> list[Any]:
+    """Lease up to `limit` unpublished events for `claimant` and return them in sequence order.
+
+    Run in a transaction of its own that is committed before publishing (on SQLite one begun
+    IMMEDIATE: the writer engine). Takes unleased rows, rows whose lease ran out, and the claimant's
+    own leased rows after `after_seq`: the relay passes 0 when nothing of its own is in flight (a
+    new session, or idle), which takes back what a failed session had leased. Leaves every row
+    behind an earlier unpublished row of the same subject that another relay holds.
+    """
     cols = outbox.c
-    rows = await conn.execute(
-        select(cols.seq, cols.event_id, cols.routing_key, cols.body)
-        .where(cols.published_at.is_(None), cols.seq > after_seq)
+    if conn.dialect.name == "postgresql":
+        now = (await conn.execute(
+            text("SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(:key)) AS leasing"),
+            {"key": LEASE_LOCK_KEY},
+        )).scalar_one()
+    else:
+        now = datetime.now(UTC)
+    candidates = list(await conn.execute(
+        select(cols.seq, cols.subject)
+        .where(cols.published_at.is_(None),
+               or_(cols.claimed_until.is_(None), cols.claimed_until < now,
+                   (cols.claimed_by == claimant) & (cols.seq > after_seq)))
         .order_by(cols.seq)
         .limit(limit)
-    )
-    return list(rows)
+    ))
+    if not candidates:
+        return []
+    held = dict((await conn.execute(
+        select(cols.subject, func.min(cols.seq))
+        .where(cols.published_at.is_(None), cols.seq < candidates[-1].seq,
+               cols.claimed_by != claimant, cols.claimed_until >= now)
+        .group_by(cols.subject)
+    )).all())
+    seqs = [c.seq for c in candidates if held.get(c.subject, c.seq) >= c.seq]
+    rows: list[Any] = []
+    for chunk in _chunks(seqs, 900):
+        rows += await conn.execute(
+            update(outbox)
+            .where(_seq_in(conn, chunk), cols.published_at.is_(None))
+            .values(claimed_by=claimant, claimed_until=now + timedelta(seconds=lease_s))
+            .returning(cols.seq, cols.event_id, cols.routing_key, cols.body)
+        )
+    rows.sort(key=lambda r: r.seq)
+    return rows
 
 
 async def mark_published(

@@ -157,6 +157,10 @@ outbox = Table(
     Column("returned_at", UTCDateTime),
     # Set (with published_at) when the row can never be published, e.g. a key pika cannot encode.
     Column("failed_reason", Text),
+    # The relay that leased the row to publish it, and until when (hub.broker.outbox_store): one
+    # hub publishes each event though several share the database. Kept after publishing: who sent it.
+    Column("claimed_by", String(100)),
+    Column("claimed_until", UTCDateTime),
     Index(
         "ix_outbox_pending",
         "seq",

@@ -1,0 +1,27 @@
+"""outbox rows carry the relay that leased them and until when (several hubs, issue 15)
+
+Revision ID: 0012_outbox_claims
+Revises: 0011_auth
+Create Date: 2026-12-04
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012_outbox_claims"
+down_revision = "0011_auth"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Nullable with no default: on PostgreSQL adding them rewrites nothing, however long the outbox.
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("claimed_by", sa.String(length=100), nullable=True))
+        batch.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("claimed_until")
+        batch.drop_column("claimed_by")
