@@ -2,30 +2,36 @@
 
 The ingest writer's own statements are in ingest_store (synchronous, run inside its unit of work).
 
-Several hubs on one database (issue 15): each hub's relay leases the rows it is about to publish
-(`claimed_by`, `claimed_until`), so an event is published by one relay, and more than once only when
-a relay stops between the broker's confirm and the mark, or stalls past its lease (LEASE_S) and a
-live relay takes the rows over. Why leases on rows and not one active relay per partition: relays
-share the load without knowing how many there are, a stopped hub's rows move on once its lease runs
-out (a session advisory lock would stay held by a hub whose connection went silent, for as long as
-TCP takes to notice), and nothing but the outbox itself is kept.
+Several hubs on one database (issue 15): each hub's relay leases the rows it is about to publish,
+so an event is published by one relay, and more than once only when a relay stops between the
+broker's confirm and the mark, or stalls past its lease (LEASE_S) and a live relay takes the rows
+over. Why leases on rows and not one active relay per partition: relays share the load without
+knowing how many there are, and a stopped hub's rows move on once its lease runs out (a session
+advisory lock would stay held by a hub whose connection went silent, for as long as TCP takes to
+notice).
+
+A lease covers a run of consecutive rows, and is written on the run's first row only:
+`claimed_by`, `claimed_until` and `claimed_through` (the run's last sequence number). Leasing a
+batch is thus one small update, not one per row (a row holds its serialized event, so rewriting
+every row to lease it would double what publishing writes). A lease ends when its batch is marked
+(its first row is then published) or when its time runs out. Rows inside a run that the relay did
+not read (a transaction that committed after the lease, with an earlier sequence number) wait for
+the run's batch to be marked, a confirm's round trip.
 
 A profile's events reach the exchange in the order they happened (DESIGN section 5), so a relay
-leases an event only if no other relay holds an unexpired lease on an earlier unpublished event of
-the same subject (events without a subject count as one subject); it publishes its leased rows in
-sequence order on one channel, so its own earlier rows go first. While hub A holds a lease on
-profile P's early events, hub B leaves P's later ones (and reads on past them); whichever relay
-leases after A has marked them takes them. A lease taken over from a stopped relay takes its rows
-and the later ones in order, so after any duplicates the first copy of each event still arrived in
-order.
+leaves any row behind an earlier unpublished row of the same subject that another relay's lease
+covers (events without a subject count as one subject), and publishes what it leased in sequence
+order on one channel. While hub A holds profile P's early events, hub B reads on past P's later
+ones; they are taken once A has marked its batch (by A, whose next read starts below them, or by
+whoever reads first). Rows a stopped relay held are taken over, with the later ones, in order: after
+any duplicates the first copy of each event still arrived in order.
 
 Leasing must see every other relay's leases, which FOR UPDATE SKIP LOCKED does not give: two relays
-leasing at once each see the other's rows as unleased, and a skipped locked row of P would let P's
-later rows through. So leasing is serialized: on PostgreSQL by a transaction advisory lock (one
-short statement per batch of rows, so relays queue on it for milliseconds), on SQLite by the write
-lock its one writer takes anyway (the caller's transaction begins IMMEDIATE). The lease update
-re-checks that the row is still unpublished, so a row a stalled relay marked meanwhile is not sent
-again. On PostgreSQL the lease times come from the database's clock, so hubs' clocks need not agree.
+leasing at once would each see the other's rows as free, and a skipped locked row of P would let P's
+later rows through. So leasing is serialized: on PostgreSQL by a transaction advisory lock (a few
+short statements per batch, so relays queue on it for milliseconds), on SQLite by the write lock
+its one writer takes anyway (the caller's transaction begins IMMEDIATE). On PostgreSQL the lease
+times come from the database's clock, so hubs' clocks need not agree.
 """
 
 from __future__ import annotations
@@ -83,46 +89,99 @@ async def claim_pending_events(
     """Lease up to `limit` unpublished events for `claimant` and return them in sequence order.
 
     Run in a transaction of its own that is committed before publishing (on SQLite one begun
-    IMMEDIATE: the writer engine). Takes unleased rows, rows whose lease ran out, and the claimant's
-    own leased rows after `after_seq`: the relay passes 0 when nothing of its own is in flight (a
-    new session, or idle), which takes back what a failed session had leased. Leaves every row
-    behind an earlier unpublished row of the same subject that another relay holds.
+    IMMEDIATE: the writer engine). `after_seq` is 0 when nothing of the claimant's is in flight (a
+    new broker session, or idle): what it still holds is then taken back. Otherwise its own leases
+    stay out of reach, to it as well, even past their time: it is publishing them.
     """
     cols = outbox.c
-    if conn.dialect.name == "postgresql":
-        now = (await conn.execute(
-            text("SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(:key)) AS leasing"),
-            {"key": LEASE_LOCK_KEY},
-        )).scalar_one()
-    else:
-        now = datetime.now(UTC)
-    candidates = list(await conn.execute(
-        select(cols.seq, cols.subject)
-        .where(cols.published_at.is_(None),
-               or_(cols.claimed_until.is_(None), cols.claimed_until < now,
-                   (cols.claimed_by == claimant) & (cols.seq > after_seq)))
+    now = await _lock_leases(conn)
+    if after_seq == 0:
+        await conn.execute(update(outbox).where(_LEASE_MARK, cols.claimed_by == claimant).values(claimed_until=None))
+    leases = (await conn.execute(
+        select(cols.seq, cols.claimed_through, cols.claimed_by, cols.claimed_until).where(_LEASE_MARK)
+    )).all()
+    # The same rows stay out of a relay's reach while another relay publishes them.
+    mine = [(lease.seq, lease.claimed_through) for lease in leases if lease.claimed_by == claimant]
+    others = [(lease.seq, lease.claimed_through) for lease in leases
+              if lease.claimed_by != claimant and lease.claimed_until >= now]
+    covered = _merged(mine + others)
+    candidates = (await conn.execute(
+        select(cols.seq, cols.subject, cols.event_id, cols.routing_key, cols.body)
+        .where(cols.published_at.is_(None), *(~cols.seq.between(lo, hi) for lo, hi in covered))
         .order_by(cols.seq)
         .limit(limit)
-    ))
+    )).all()
     if not candidates:
         return []
-    held = dict((await conn.execute(
-        select(cols.subject, func.min(cols.seq))
-        .where(cols.published_at.is_(None), cols.seq < candidates[-1].seq,
-               cols.claimed_by != claimant, cols.claimed_until >= now)
-        .group_by(cols.subject)
-    )).all())
-    seqs = [c.seq for c in candidates if held.get(c.subject, c.seq) >= c.seq]
-    rows: list[Any] = []
-    for chunk in _chunks(seqs, 900):
-        rows += await conn.execute(
-            update(outbox)
-            .where(_seq_in(conn, chunk), cols.published_at.is_(None))
-            .values(claimed_by=claimant, claimed_until=now + timedelta(seconds=lease_s))
-            .returning(cols.seq, cols.event_id, cols.routing_key, cols.body)
+    first_held: dict[str | None, int] = {}
+    if others:
+        first_held = dict((await conn.execute(
+            select(cols.subject, func.min(cols.seq))
+            .where(cols.published_at.is_(None), cols.seq < candidates[-1].seq,
+                   or_(*(cols.seq.between(lo, hi) for lo, hi in others)))
+            .group_by(cols.subject)
+        )).all())
+    taken, runs = _runs(candidates, first_held, covered)
+    if runs:
+        until = now + timedelta(seconds=lease_s)
+        await conn.execute(
+            update(outbox).where(cols.seq == bindparam("first"))
+            .values(claimed_by=claimant, claimed_until=until, claimed_through=bindparam("last")),
+            [{"first": first, "last": last} for first, last in runs],
         )
-    rows.sort(key=lambda r: r.seq)
-    return rows
+    return taken
+
+
+# The first rows of runs under lease (or once leased by a relay that is still publishing them).
+_LEASE_MARK = outbox.c.published_at.is_(None) & outbox.c.claimed_until.is_not(None)
+
+
+async def _lock_leases(conn: AsyncConnection) -> datetime:
+    """Wait for the leasing lock (SQLite: the caller's write lock); the time leases are judged by."""
+    if conn.dialect.name != "postgresql":
+        return datetime.now(UTC)
+    return (await conn.execute(
+        text("SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock(:key)) AS leasing"),
+        {"key": LEASE_LOCK_KEY},
+    )).scalar_one()
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _runs(candidates: Sequence[Any], first_held: dict[str | None, int],
+          covered: list[tuple[int, int]]) -> tuple[list[Any], list[tuple[int, int]]]:
+    """The candidates not behind another relay's row of their subject, and the runs of them to lease.
+
+    A run ends at a row left behind and at a covered range, so that no lease spans rows it does not
+    own: a row left behind must stay free for the relay that may take it next.
+    """
+    taken: list[Any] = []
+    runs: list[tuple[int, int]] = []
+    open_run = False
+    ranges = iter(covered)
+    next_range = next(ranges, None)
+    for row in candidates:
+        while next_range is not None and next_range[1] < row.seq:
+            open_run = False  # a covered range lies between the previous candidate and this one
+            next_range = next(ranges, None)
+        if first_held.get(row.subject, row.seq) < row.seq:
+            open_run = False
+            continue
+        taken.append(row)
+        if open_run:
+            runs[-1] = (runs[-1][0], row.seq)
+        else:
+            runs.append((row.seq, row.seq))
+            open_run = True
+    return taken, runs
 
 
 async def mark_published(

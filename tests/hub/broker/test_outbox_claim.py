@@ -83,9 +83,28 @@ async def test_a_lease_that_ran_out_is_taken_over_with_the_later_events_in_order
     assert await lease(engine, "hub-b") == [q1]
     await run_out_leases_of(engine, "dead-hub")
     assert await lease(engine, "hub-b", after_seq=q1) == [p1, p2, p3]
-    async with engine.connect() as conn:
-        owners = set((await conn.execute(select(outbox.c.claimed_by))).scalars())
-    assert owners == {"hub-b"}
+    assert await lease(engine, "hub-c") == []  # hub-b holds them now
+
+
+async def test_a_row_left_behind_is_not_held_by_the_run_around_it(engine):
+    p1, q1, p2, q2 = await add_events(engine, "P", "Q", "P", "Q")
+    assert await lease(engine, "hub-a", limit=1) == [p1]
+    assert await lease(engine, "hub-b") == [q1, q2]  # P's second event waits behind hub-a's first
+    await publish(engine, [p1])
+    assert await lease(engine, "hub-c") == [p2]  # though hub-b's batch is still in flight
+
+
+async def test_an_event_committed_late_inside_a_leased_run_waits_for_that_run_then_goes(engine):
+    first, late_seq, last = await add_events(engine, "P", "Q", "R")
+    async with writer(engine).begin() as conn:  # as if its transaction had not committed yet
+        late = (await conn.execute(select(outbox).where(outbox.c.seq == late_seq))).mappings().one()
+        await conn.execute(outbox.delete().where(outbox.c.seq == late_seq))
+    assert await lease(engine, "hub-a") == [first, last]
+    async with writer(engine).begin() as conn:
+        await repo.insert_rows(conn, outbox, [dict(late)])
+    assert await lease(engine, "hub-b") == []  # inside hub-a's run: hub-a's lease covers it
+    await publish(engine, [first, last])
+    assert await lease(engine, "hub-b") == [late_seq]
 
 
 async def test_a_relay_takes_back_its_own_leases_after_a_failed_session(engine):
