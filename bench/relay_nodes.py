@@ -39,12 +39,14 @@ from hub.storage.models import outbox  # noqa: E402
 COUNTER_EVERY_S = 0.005
 
 
-def relay_process(database_url: str, amqp_url: str, exchange: str, batch: int, ready, stop, published) -> None:
+def relay_process(database_url: str, amqp_url: str, exchange: str, batch: int,
+                  ready, stop, published) -> None:
     """One hub's relay: connects, says so, and keeps `published` current until told to stop."""
 
     async def run() -> None:
         engine = create_engine(database_url)
-        relay = OutboxRelay(engine, amqp_url=amqp_url, exchange=exchange, batch_size=batch, poll_interval_s=0.02)
+        relay = OutboxRelay(engine, amqp_url=amqp_url, exchange=exchange, batch_size=batch,
+                            poll_interval_s=0.02)
         await relay.start()
         try:
             while relay.state != "connected":
@@ -81,7 +83,8 @@ async def pending(engine) -> int:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL)
-    parser.add_argument("--database-url", required=True, help="postgresql+asyncpg://... (a database of its own)")
+    parser.add_argument("--database-url", required=True,
+                        help="postgresql+asyncpg://... (a database of its own: the outbox is emptied)")
     parser.add_argument("--relays", type=int, default=3)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
@@ -133,8 +136,9 @@ async def main() -> None:
                                 ("exchange_delete", {"exchange": exchange}))
     floor, rate = statistics.median(floors), statistics.median(rates)
     duplicates = sum(sum(s) - args.events for s in shares)
-    print(f"relay nodes bench: {args.relays} relays (a process each) on one database, {args.events} events of "
-          f"{len(bodies[0])} B, batch {args.batch}, median of {args.rounds} rounds, {engine.dialect.name}")
+    print(f"relay nodes bench: {args.relays} relays (a process each) on one database, "
+          f"{args.events} events of {len(bodies[0])} B, batch {args.batch}, median of {args.rounds} rounds, "
+          f"{engine.dialect.name}")
     print(f"published by each relay, per round                   : {shares}  ({duplicates} duplicates)")
     print(f"floor  raw pika confirm-publish (window {window})   : {floor:9.0f} msg/s")
     print(f"{args.relays} outbox relays together (lease, publish, mark)  : {rate:9.0f} events/s")

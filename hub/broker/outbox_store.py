@@ -10,21 +10,19 @@ knowing how many there are, and a stopped hub's rows move on once its lease runs
 advisory lock would stay held by a hub whose connection went silent, for as long as TCP takes to
 notice).
 
-A lease covers a run of consecutive rows, and is written on the run's first row only:
-`claimed_by`, `claimed_until` and `claimed_through` (the run's last sequence number). Leasing a
-batch is thus one small update, not one per row (a row holds its serialized event, so rewriting
-every row to lease it would double what publishing writes). A lease ends when its batch is marked
-(its first row is then published) or when its time runs out. Rows inside a run that the relay did
-not read (a transaction that committed after the lease, with an earlier sequence number) wait for
-the run's batch to be marked, a confirm's round trip.
+A lease covers a run of rows with unbroken sequence numbers, all of them rows the relay read, and is
+written on the run's first row only: `claimed_by`, `claimed_until` and `claimed_through` (the run's
+last sequence number). Leasing a batch is thus one small update, not one per row (a row holds its
+serialized event, so rewriting every row to lease it would double what publishing writes). A lease
+ends when its batch is marked (its first row is then published) or when its time runs out.
 
 A profile's events reach the exchange in the order they happened (DESIGN section 5), so a relay
 leaves any row behind an earlier unpublished row of the same subject that another relay's lease
 covers (events without a subject count as one subject), and publishes what it leased in sequence
 order on one channel. While hub A holds profile P's early events, hub B reads on past P's later
-ones; they are taken once A has marked its batch (by A, whose next read starts below them, or by
-whoever reads first). Rows a stopped relay held are taken over, with the later ones, in order: after
-any duplicates the first copy of each event still arrived in order.
+ones: A's next read takes them (its own leases do not hold it back), or, once A's batch is marked,
+whichever relay reads first. Rows a stopped relay held are taken over, with the later ones, in order:
+after any duplicates the first copy of each event still arrived in order.
 
 Leasing must see every other relay's leases, which FOR UPDATE SKIP LOCKED does not give: two relays
 leasing at once would each see the other's rows as free, and a skipped locked row of P would let P's
@@ -96,7 +94,9 @@ async def claim_pending_events(
     cols = outbox.c
     now = await _lock_leases(conn)
     if after_seq == 0:
-        await conn.execute(update(outbox).where(_LEASE_MARK, cols.claimed_by == claimant).values(claimed_until=None))
+        await conn.execute(
+            update(outbox).where(_LEASE_MARK, cols.claimed_by == claimant).values(claimed_until=None)
+        )
     leases = (await conn.execute(
         select(cols.seq, cols.claimed_through, cols.claimed_by, cols.claimed_until).where(_LEASE_MARK)
     )).all()
@@ -104,10 +104,9 @@ async def claim_pending_events(
     mine = [(lease.seq, lease.claimed_through) for lease in leases if lease.claimed_by == claimant]
     others = [(lease.seq, lease.claimed_through) for lease in leases
               if lease.claimed_by != claimant and lease.claimed_until >= now]
-    covered = _merged(mine + others)
     candidates = (await conn.execute(
         select(cols.seq, cols.subject, cols.event_id, cols.routing_key, cols.body)
-        .where(cols.published_at.is_(None), *(~cols.seq.between(lo, hi) for lo, hi in covered))
+        .where(cols.published_at.is_(None), *(~cols.seq.between(lo, hi) for lo, hi in _merged(mine + others)))
         .order_by(cols.seq)
         .limit(limit)
     )).all()
@@ -121,7 +120,7 @@ async def claim_pending_events(
                    or_(*(cols.seq.between(lo, hi) for lo, hi in others)))
             .group_by(cols.subject)
         )).all())
-    taken, runs = _runs(candidates, first_held, covered)
+    taken, runs = _runs(candidates, first_held)
     if runs:
         until = now + timedelta(seconds=lease_s)
         await conn.execute(
@@ -156,31 +155,26 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _runs(candidates: Sequence[Any], first_held: dict[str | None, int],
-          covered: list[tuple[int, int]]) -> tuple[list[Any], list[tuple[int, int]]]:
+def _runs(
+    candidates: Sequence[Any], first_held: dict[str | None, int]
+) -> tuple[list[Any], list[tuple[int, int]]]:
     """The candidates not behind another relay's row of their subject, and the runs of them to lease.
 
-    A run ends at a row left behind and at a covered range, so that no lease spans rows it does not
-    own: a row left behind must stay free for the relay that may take it next.
+    A run is unbroken sequence numbers, every one a row read here: a lease covers nothing it did
+    not read. A gap ends it, whatever made the gap: a row another relay holds or has published, a
+    row left behind here, or a row whose transaction had not committed (it will, and must then be
+    free to take, before the later events of its subject).
     """
     taken: list[Any] = []
     runs: list[tuple[int, int]] = []
-    open_run = False
-    ranges = iter(covered)
-    next_range = next(ranges, None)
     for row in candidates:
-        while next_range is not None and next_range[1] < row.seq:
-            open_run = False  # a covered range lies between the previous candidate and this one
-            next_range = next(ranges, None)
         if first_held.get(row.subject, row.seq) < row.seq:
-            open_run = False
             continue
-        taken.append(row)
-        if open_run:
+        if runs and runs[-1][1] == row.seq - 1:
             runs[-1] = (runs[-1][0], row.seq)
         else:
             runs.append((row.seq, row.seq))
-            open_run = True
+        taken.append(row)
     return taken, runs
 
 

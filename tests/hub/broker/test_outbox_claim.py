@@ -27,9 +27,9 @@ async def add_events(engine, *subjects: str | None, first: int = 0) -> list[int]
             for n, s in enumerate(subjects, start=first)]
     async with writer(engine).begin() as conn:
         await repo.insert_rows(conn, outbox, rows)
-        found = await conn.execute(select(outbox.c.seq).where(outbox.c.event_id.in_([r["event_id"] for r in rows]))
-                                   .order_by(outbox.c.seq))
-        return [seq for (seq,) in found]
+        ids = [r["event_id"] for r in rows]
+        found = await conn.execute(select(outbox.c.seq).where(outbox.c.event_id.in_(ids)))
+        return sorted(seq for (seq,) in found)
 
 
 async def lease(engine, claimant: str, *, after_seq: int = 0, limit: int = 100) -> list[int]:
@@ -47,7 +47,9 @@ async def publish(engine, seqs: list[int]) -> None:
 async def run_out_leases_of(engine, claimant: str) -> None:
     """The claimant's hub stopped LEASE_S ago: its leases have run out (no waiting on a clock)."""
     async with writer(engine).begin() as conn:
-        await conn.execute(update(outbox).where(outbox.c.claimed_by == claimant).values(claimed_until=LONG_AGO))
+        await conn.execute(
+            update(outbox).where(outbox.c.claimed_by == claimant).values(claimed_until=LONG_AGO)
+        )
 
 
 async def test_two_relays_lease_disjoint_rows_in_sequence_order(engine):
@@ -94,17 +96,17 @@ async def test_a_row_left_behind_is_not_held_by_the_run_around_it(engine):
     assert await lease(engine, "hub-c") == [p2]  # though hub-b's batch is still in flight
 
 
-async def test_an_event_committed_late_inside_a_leased_run_waits_for_that_run_then_goes(engine):
-    first, late_seq, last = await add_events(engine, "P", "Q", "R")
-    async with writer(engine).begin() as conn:  # as if its transaction had not committed yet
-        late = (await conn.execute(select(outbox).where(outbox.c.seq == late_seq))).mappings().one()
-        await conn.execute(outbox.delete().where(outbox.c.seq == late_seq))
-    assert await lease(engine, "hub-a") == [first, last]
+async def test_an_event_committed_after_its_neighbours_were_leased_goes_before_its_profiles_next(engine):
+    a1, p1, a2 = await add_events(engine, "A", "P", "A")
+    async with writer(engine).begin() as conn:  # as if P's first event's transaction had not committed
+        late = (await conn.execute(select(outbox).where(outbox.c.seq == p1))).mappings().one()
+        await conn.execute(outbox.delete().where(outbox.c.seq == p1))
+    assert await lease(engine, "hub-a") == [a1, a2]
     async with writer(engine).begin() as conn:
-        await repo.insert_rows(conn, outbox, [dict(late)])
-    assert await lease(engine, "hub-b") == []  # inside hub-a's run: hub-a's lease covers it
-    await publish(engine, [first, last])
-    assert await lease(engine, "hub-b") == [late_seq]
+        await repo.insert_rows(conn, outbox, [dict(late)])  # it commits; then P's next event happens
+    [p2] = await add_events(engine, "P")
+    # hub-a's lease covers only the rows it read, so P's first event is free, and goes first.
+    assert await lease(engine, "hub-a", after_seq=a2) == [p1, p2]
 
 
 async def test_a_relay_takes_back_its_own_leases_after_a_failed_session(engine):
@@ -123,7 +125,9 @@ async def test_published_rows_are_not_leased_again(engine):
     await run_out_leases_of(engine, "hub-a")
     assert await lease(engine, "hub-b") == []
     async with engine.connect() as conn:
-        published = (await conn.execute(select(outbox.c.seq).where(outbox.c.published_at.is_not(None)))).scalars()
+        published = (await conn.execute(
+            select(outbox.c.seq).where(outbox.c.published_at.is_not(None))
+        )).scalars()
         assert sorted(published) == seqs
 
 

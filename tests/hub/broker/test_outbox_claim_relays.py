@@ -32,8 +32,8 @@ def events_queue(amqp_url, exchange, run_prefix):
 
 @contextlib.asynccontextmanager
 async def relays(engine, amqp_url: str, exchange: str, count: int):
-    started = [OutboxRelay(engine, amqp_url=amqp_url, exchange=exchange, batch_size=40, poll_interval_s=0.05,
-                           backoff_max_s=0.5) for _ in range(count)]
+    started = [OutboxRelay(engine, amqp_url=amqp_url, exchange=exchange, batch_size=40, poll_interval_s=0.05)
+               for _ in range(count)]
     for relay in started:
         await relay.start()
     try:
@@ -68,8 +68,9 @@ async def test_three_relays_publish_each_event_once_and_each_profile_in_order(en
         assert seqs == sorted(seqs)
 
 
-async def test_events_leased_by_a_stopped_hub_wait_for_its_lease_then_flow_in_order(engine, amqp_url, exchange,
-                                                                                    events_queue):
+async def test_events_leased_by_a_stopped_hub_wait_for_its_lease_then_flow_in_order(
+    engine, amqp_url, exchange, events_queue
+):
     await add_events(engine, "P", "P")
     assert len(await lease(engine, "dead-hub", limit=1)) == 1  # P's first event; then the hub was killed
     await add_events(engine, "P", "Q", "Q", first=2)

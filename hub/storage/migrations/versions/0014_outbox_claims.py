@@ -1,15 +1,15 @@
 """outbox leases: the relay that leased a run of rows, until when, through which row (issue 15)
 
-Revision ID: 0012_outbox_claims
-Revises: 0011_auth
+Revision ID: 0014_outbox_claims
+Revises: 0013_ws_tickets
 Create Date: 2026-12-04
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_outbox_claims"
-down_revision = "0011_auth"
+revision = "0014_outbox_claims"
+down_revision = "0013_ws_tickets"
 branch_labels = None
 depends_on = None
 
