@@ -50,6 +50,7 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._heartbeat_s = heartbeat_s
         self._metrics = metrics
+        self._claimant = repo.new_claimant()  # several hubs share the outbox: this relay's leases
         self._wake = asyncio.Event()
         self._publisher: ConfirmPublisher | None = None
         self.supervised = Supervised("outbox-relay", self._session)
@@ -123,8 +124,9 @@ class OutboxRelay:
             while True:
                 rows: list[Any] = []
                 if len(in_flight) < MAX_IN_FLIGHT_BATCHES:
-                    async with self._engine.connect() as conn:
-                        rows = await repo.fetch_pending_events(conn, after_seq=after_seq, limit=self._batch_size)
+                    async with self._engine.begin() as conn:
+                        rows = await repo.claim_pending_events(conn, self._claimant, after_seq=after_seq,
+                                                               limit=self._batch_size)
                 if rows:
                     after_seq = rows[-1].seq
                     # The AMQP timestamp is the publish time; the event's own time is in the CloudEvent.

@@ -157,11 +157,23 @@ outbox = Table(
     Column("returned_at", UTCDateTime),
     # Set (with published_at) when the row can never be published, e.g. a key pika cannot encode.
     Column("failed_reason", Text),
+    # Set on the first row of a run of rows a relay leased to publish, through claimed_through
+    # (hub.broker.outbox_store): one hub publishes each event though several share the database.
+    Column("claimed_by", String(100)),
+    Column("claimed_until", UTCDateTime),
+    Column("claimed_through", BigInteger),
     Index(
         "ix_outbox_pending",
         "seq",
         sqlite_where=text("published_at IS NULL"),
         postgresql_where=text("published_at IS NULL"),
+    ),
+    # The leases now running: a few rows, however long the outbox; new events are not in it.
+    Index(
+        "ix_outbox_leases",
+        "seq",
+        sqlite_where=text("published_at IS NULL AND claimed_until IS NOT NULL"),
+        postgresql_where=text("published_at IS NULL AND claimed_until IS NOT NULL"),
     ),
 )
 
