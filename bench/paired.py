@@ -21,7 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingest import LUA, free_port, pin, wait_port  # bench/ingest.py, beside this script
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from bench.ingest import LUA, free_port, pin, wait_port  # noqa: E402
 
 
 def cpu_ticks(pid: int) -> int:

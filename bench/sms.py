@@ -13,6 +13,7 @@ Target (issue 4): a figure, with its ratio to the floor.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -21,7 +22,8 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from bench import ingest as common  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
