@@ -18,7 +18,14 @@ def create_engine(database_url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                               connect_args={"server_settings": POSTGRES_SETTINGS})
+
+
+# Each execution of a prepared statement is planned for the table as it is then. A generic plan,
+# which PostgreSQL settles on after five executions, is kept until the table's statistics change:
+# one made while the tables were empty scans them whole, and goes on doing so as they fill.
+POSTGRES_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 WRITER_CACHE_KIB = 32 * 1024
