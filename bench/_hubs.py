@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The source tree the servers run (another checkout's, to compare it with this one's on the same load).
+SOURCE = os.environ.get("OMNIHUB_BENCH_SOURCE", str(ROOT))
 PG_ADMIN_DSN = os.environ.get("OMNIHUB_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 WARM_UP_S = 2
 PIN = True
@@ -110,6 +112,10 @@ class Database:
     def drop(self) -> None:
         pass
 
+    def index_reads(self) -> dict[str, float]:
+        """Index entries read per index scan, for the indexes the ingest's lookups use."""
+        return {}
+
 
 class SqliteDatabase(Database):
     def __init__(self, directory: Path) -> None:
@@ -139,6 +145,23 @@ class PostgresDatabase(Database):
     def drop(self) -> None:
         _pg(PG_ADMIN_DSN, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
+    def index_reads(self) -> dict[str, float]:
+        # Read once the hubs have exited (a backend flushes its statistics when it ends): a key
+        # lookup reads about one entry per scan, a plan that filters reads the whole channel.
+        import asyncpg
+
+        async def run() -> dict[str, float]:
+            conn = await asyncpg.connect(self.dsn, timeout=10)
+            try:
+                rows = await conn.fetch(
+                    "SELECT indexrelname, idx_scan, idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname IN "
+                    "('uq_interactions_provider_ref', 'pk_identifiers', 'pk_profiles') AND idx_scan > 0")
+                return {r["indexrelname"]: r["idx_tup_read"] / r["idx_scan"] for r in rows}
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
 
 def _pg(dsn: str, sql: str) -> int | None:
     import asyncpg
@@ -165,6 +188,7 @@ class HubRun:
     answered: int  # warm-up and timed run together
     rows: int  # interactions in the database afterwards
     samples: list[tuple[float, int]] = field(default_factory=list)  # (seconds into the timed run, rows)
+    index_reads: dict[str, float] = field(default_factory=dict)
 
     @property
     def repeats(self) -> int:
@@ -180,7 +204,7 @@ class HubRun:
 
 
 def start_server(cmd: list[str], env: dict[str, str], cpu: int | None = 0) -> subprocess.Popen:
-    return subprocess.Popen([*pin(cpu), *cmd], env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    return subprocess.Popen([*pin(cpu), *cmd], env={**os.environ, "PYTHONPATH": SOURCE, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -235,4 +259,4 @@ def measure_hubs(path: str, seconds: float, connections: int, script: Path, db: 
             server.terminate()
         for server in servers:
             server.wait(30)
-    return HubRun(timed, warm.answered + timed.answered, db.count(), samples)
+    return HubRun(timed, warm.answered + timed.answered, db.count(), samples, db.index_reads())

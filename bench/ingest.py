@@ -106,6 +106,8 @@ def run_postgres_mode(name: str, args, script: Path, path: str, hub_env: dict[st
             print(f"  {label:<10} {run.wrk.rps:7.0f} req/s = {run.wrk.rps / floor.rps:.3f} of the floor; rows/s "
                   f"first 10 s {first:.0f}, last 10 s {last:.0f} (last/first {last / first:.2f}, target >= 0.85); "
                   f"p99 {run.wrk.p99}; {repeats([run])}")
+        print("  PostgreSQL index entries read per scan (a key lookup reads about 1): "
+              + ", ".join(f"{name} {reads:.1f}" for name, reads in sorted(pg.index_reads.items())))
         print(f"  PostgreSQL / SQLite: {pg.wrk.rps / lite.wrk.rps:.2f} (target >= 0.6)")
 
 
