@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import uuid
 
 from aiohttp import web
@@ -20,8 +20,15 @@ async def handle_form(request: web.Request) -> web.Response:
     return web.Response(text=f"<Response/><!-- {form.get('MessageSid')} -->", content_type="application/xml")
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("port", type=int)
+    port = parser.parse_args().port
     app = web.Application()
     app.router.add_post("/v1/interactions", handle)
     app.router.add_post("/channels/sms_twilio/inbound", handle_form)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

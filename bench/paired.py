@@ -21,7 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingest import LUA, free_port, pin, wait_port  # bench/ingest.py, beside this script
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from bench._hubs import free_port, pin, wait_port  # noqa: E402
+from bench.ingest import LUA  # noqa: E402
 
 
 def cpu_ticks(pid: int) -> int:
@@ -37,9 +41,11 @@ def start_hub(source: str, port: int, workdir: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wrk(port: int, seconds: int, script: Path) -> subprocess.Popen:
+def wrk(port: int, seconds: int, script: Path, base: int = 0) -> subprocess.Popen:
+    # `base`: the first request number (bench/_hubs.py), so the timed run repeats no warm-up request.
     return subprocess.Popen([*pin(1), "wrk", "-t1", "-c64", f"-d{seconds}s", "-s", str(script),
-                             f"http://127.0.0.1:{port}/v1/interactions"], stdout=subprocess.PIPE, text=True)
+                             f"http://127.0.0.1:{port}/v1/interactions", "--", str(base)],
+                            stdout=subprocess.PIPE, text=True)
 
 
 def requests_done(run: subprocess.Popen) -> int:
@@ -60,10 +66,9 @@ def one_pair(a: str, b: str, seconds: int, script: Path) -> tuple[tuple[float, f
         try:
             for port in ports:
                 wait_port(port)
-            for run in [wrk(port, 2, script) for port in ports]:  # warm-up
-                requests_done(run)
+            warm = [requests_done(run) for run in [wrk(port, 2, script) for port in ports]]
             before = [cpu_ticks(h.pid) for h in hubs]
-            runs = [wrk(port, seconds, script) for port in ports]
+            runs = [wrk(port, seconds, script, n + 65) for port, n in zip(ports, warm, strict=True)]
             done = [requests_done(run) for run in runs]
             after = [cpu_ticks(h.pid) for h in hubs]
         finally:

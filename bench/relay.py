@@ -20,8 +20,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from sqlalchemy import delete, func, select  # noqa: E402
 

@@ -26,8 +26,8 @@ import pika
 from pika import spec
 from pika.adapters.asyncio_connection import AsyncioConnection
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from hub.broker.amqp import CLOUDEVENTS_JSON, ConfirmPublisher, OutgoingMessage  # noqa: E402
 

@@ -16,8 +16,8 @@ import random
 import sys
 import time
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from routing import Queue, Router, Strategy, Task, TaskState, VirtualClock  # noqa: E402
 

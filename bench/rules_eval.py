@@ -7,11 +7,16 @@ Run: python bench/rules_eval.py [--seconds 1.0]
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from datetime import UTC, datetime
 
-from rules import evaluate, loads_ruleset
-from schemas import Interaction
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from rules import evaluate, loads_ruleset  # noqa: E402
+from schemas import Interaction  # noqa: E402
 
 _OTHER_CHANNELS = ["email", "voice", "chat", "fax", "pos"]
 

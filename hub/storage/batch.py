@@ -8,18 +8,28 @@ not per row, keeps a durable ingest cheap.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
-import operator
-import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, Dialect, Select, Table, Uuid, bindparam, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Dialect,
+    String,
+    TextualSelect,
+    Uuid,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 
+from hub.storage.batch_insert import execute_qmark, insert_rows
 from hub.storage.models import identifiers, interactions, merge_suggestions, profile_merges, profiles
 
 RefKey = tuple[str, str, str]  # (channel, provider, provider_ref)
@@ -36,37 +46,51 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 def _select_in(conn: Connection, columns: tuple[Column, ...], equal: tuple[Column, ...], among: Column,
                equal_values: tuple[Any, ...], values: Sequence[Any]) -> Iterable[tuple[Any, ...]]:
-    """SELECT columns WHERE each of `equal` = its value AND `among` IN values (once per group commit)."""
+    """SELECT columns WHERE each of `equal` = its value AND `among` IN values (once per group commit).
+
+    `equal` + `among` are a unique key: at most one row per value.
+    """
     if conn.dialect.paramstyle != "qmark":
         params = {f"e{i}": v for i, v in enumerate(equal_values)} | {"among": list(values)}
-        return conn.execute(_expanding_select(columns, equal, among), params)
+        return conn.execute(_lateral_select(columns, equal, among), params)
     # The stdlib driver: the SQL text for this many values is made once, and the driver gets a
     # plain tuple. SQLAlchemy re-rendering the expanding IN on every call cost more than the query.
     sql, processors = _qmark_select(columns, equal, among, len(values), conn.dialect)
-    rows = _execute(conn, sql, (*equal_values, *values)).fetchall()
+    rows = execute_qmark(conn, sql, (*equal_values, *values)).fetchall()
     if not processors:
         return rows
     return [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row)) for row in rows]
 
 
-def _execute(conn: Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    """Run prepared qmark SQL; on the stdlib driver (the ingest writer) straight on its connection.
-
-    exec_driver_sql's execution context cost more than the driver's own work for a 30-row INSERT
-    (22 us against 8.5 us), and these statements need none of it (no result types, no events). The
-    same statements also run through aiosqlite (run_sync), whose driver connection is not sqlite3's.
-    """
-    driver = conn.connection.driver_connection
-    if isinstance(driver, sqlite3.Connection):
-        return driver.execute(sql, params)
-    return conn.exec_driver_sql(sql, params)
+# PostgreSQL's array type for the `among` column's values.
+_ARRAY_OF = {String: "VARCHAR[]", Uuid: "UUID[]"}
 
 
 @functools.lru_cache(maxsize=32)
-def _expanding_select(columns: tuple[Column, ...], equal: tuple[Column, ...], among: Column) -> Select:
-    # Built once: a statement built per call with its values inlined cost SQLAlchemy a fresh cache key.
-    return select(*columns).where(*(c == bindparam(f"e{i}") for i, c in enumerate(equal)),
-                                  among.in_(bindparam("among", expanding=True)))
+def _lateral_select(columns: tuple[Column, ...], equal: tuple[Column, ...], among: Column) -> TextualSelect:
+    """One lookup of the whole unique key per wanted value, the values as one array parameter.
+
+    `channel = $1 AND provider = $2 AND provider_ref IN ($3, ...)` let PostgreSQL search the unique
+    index on (channel, provider) alone and filter provider_ref row by row: a btree path with the IN
+    list on a lower column is built both with and without it as an index condition, and a table
+    with no statistics yet (a new database, before autovacuum's first ANALYZE) makes the equality
+    on channel and provider look selective, so the cheaper-looking path read every row of the
+    channel, in custom and cached generic plans alike (20,000 rows: 5,225 buffers, 390 ms a lookup).
+    Here the inner query is an equality on every column of the key against one value, so every
+    index path it has uses the whole key. LIMIT 1 keeps it a subquery run per value: pulled up
+    into a join, the planner could again hash-join a scan of the channel. One array parameter also
+    makes one prepared statement whatever the batch's size, where each IN-list length was its own.
+    """
+    assert all(c.table is among.table for c in (*columns, *equal))
+    found = ", ".join(f'found."{c.name}"' for c in columns)
+    inner = ", ".join(f'"{c.name}"' for c in columns)
+    key = "".join(f'"{c.name}" = :e{i} AND ' for i, c in enumerate(equal))
+    array = next(sql for kind, sql in _ARRAY_OF.items() if isinstance(among.type, kind))
+    return text(
+        f"SELECT {found} FROM unnest(CAST(:among AS {array})) AS wanted(item) "
+        f'CROSS JOIN LATERAL (SELECT {inner} FROM "{among.table.name}" '
+        f'WHERE {key}"{among.name}" = wanted.item LIMIT 1) AS found'
+    ).columns(*columns)
 
 
 @functools.lru_cache(maxsize=256)
@@ -132,8 +156,13 @@ def decode_profile(row: Any) -> dict[str, Any]:
 def load_profiles(conn: Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     """Profile rows by id, JSON fields decoded: `owner`, `tier`, `segments`... under their own names."""
     found: dict[uuid.UUID, dict[str, Any]] = {}
+    lateral = conn.dialect.paramstyle != "qmark"
     for chunk in _chunks(list(ids)):
-        for row in conn.execute(select(profiles).where(profiles.c.id.in_(chunk))).mappings():
+        # On PostgreSQL the lookup by key (see _lateral_select): `id IN (...)` could be planned as a
+        # scan of the whole table while it looked small, and kept as the statement's generic plan.
+        query = (_lateral_select(tuple(profiles.c), (), profiles.c.id) if lateral
+                 else select(profiles).where(profiles.c.id.in_(chunk)))
+        for row in conn.execute(query, {"among": list(chunk)} if lateral else {}).mappings():
             data = decode_profile(row)
             found[data["id"]] = data
     return found
@@ -209,84 +238,6 @@ def fill_display_names(conn: Connection, names: dict[uuid.UUID, str], now: datet
         .values(display_name=bindparam("name"), updated_at=bindparam("now"), version=c.version + 1),
         [{"pid": pid, "name": name, "now": now} for pid, name in names.items()],
     )
-
-
-def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows that all have the same keys.
-
-    On a qmark driver (the stdlib sqlite3 of the embedded default) the statement is compiled and
-    the columns' bind processors resolved once per table and key set, and the driver gets plain
-    tuples: SQLAlchemy's generic per-row parameter processing was a quarter of the writer's time.
-    """
-    if not rows:
-        return
-    dialect = conn.dialect
-    if dialect.paramstyle != "qmark":
-        conn.execute(insert(table), list(rows))
-        return
-    keys = tuple(rows[0])
-    _, convert = _compiled_insert(table, keys, dialect)
-    values = convert(rows)
-    # One multi-row INSERT per chunk, not executemany: the stdlib driver releases and retakes the
-    # GIL around every row's step, and on a core shared with the event loop each retake waits for
-    # the loop to let go of it. A few statements per group commit instead of a few hundred.
-    per_chunk = max(1, _MAX_VARIABLES // len(keys))
-    for start in range(0, len(values), per_chunk):
-        chunk = values[start:start + per_chunk]
-        _execute(conn, _multi_row_sql(table, keys, dialect, len(chunk)), tuple(itertools.chain.from_iterable(chunk)))
-
-
-# SQLite before 3.32 allows 999 bound variables per statement; stay under that everywhere.
-_MAX_VARIABLES = 999
-
-
-@functools.lru_cache(maxsize=512)
-def _multi_row_sql(table: Table, keys: tuple[str, ...], dialect: Dialect, rows: int) -> str:
-    single = _compiled_insert(table, keys, dialect)[0]
-    head, _, one = single.partition(" VALUES ")
-    return f"{head} VALUES {', '.join([one] * rows)}"
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled_insert(table: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, Callable[..., list]]:
-    columns = [table.c[key] for key in keys]
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        dialect.identifier_preparer.format_table(table),
-        ", ".join(dialect.identifier_preparer.format_column(c) for c in columns),
-        ", ".join("?" for _ in columns),
-    )
-    getter = operator.itemgetter(*keys)
-    # The dialect's implementation of each type: a TypeDecorator's own bind_processor skips the
-    # dialect's formatting, and the stdlib adapter then wrote '10:00:00' where every other statement
-    # binds '10:00:00.000000', so range comparisons on SQLite went wrong at whole seconds.
-    processed = [
-        (i, _hex if _is_text_uuid(c, dialect) else process, c.nullable)
-        for i, c in enumerate(columns) if (process := c.type.dialect_impl(dialect).bind_processor(dialect))
-    ]
-
-    def convert(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        # Column by column: one map per converted column, zip for the rest; NULLs are passed
-        # through unconverted in the columns that may hold them.
-        values = [getter(row) for row in rows] if len(keys) > 1 else [(getter(row),) for row in rows]
-        if not processed:
-            return values
-        columns = list(zip(*values))
-        for i, process, may_be_null in processed:
-            column = columns[i]
-            columns[i] = ([None if value is None else process(value) for value in column] if may_be_null
-                          else list(map(process, column)))
-        return list(zip(*columns))
-
-    return sql, convert
-
-
-# What SQLAlchemy's Uuid binds on a backend without a native UUID type (value.hex), at C speed.
-_hex = operator.attrgetter("hex")
-
-
-def _is_text_uuid(column: Column, dialect: Dialect) -> bool:
-    kind = column.type
-    return isinstance(kind, Uuid) and kind.as_uuid and not (dialect.supports_native_uuid and kind.native_uuid)
 
 
 def merge_profiles(conn: Connection, survivor: uuid.UUID, merged: uuid.UUID, *, at: datetime, reason: str) -> dict[str, Any]:

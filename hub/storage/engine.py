@@ -59,7 +59,10 @@ def _connect_args(url: URL, connect_timeout_s: float | None, statement_timeout_s
         args["timeout"] = connect_timeout_s
     if statement_timeout_s is not None:
         args["command_timeout"] = statement_timeout_s + STATEMENT_CLIENT_MARGIN_S
-        args["server_settings"] = {"statement_timeout": str(max(1, round(statement_timeout_s * 1000)))}
+        args["server_settings"] = {**POSTGRES_SETTINGS,
+                                   "statement_timeout": str(max(1, round(statement_timeout_s * 1000)))}
+    else:
+        args["server_settings"] = dict(POSTGRES_SETTINGS)
     return args
 
 
@@ -83,6 +86,12 @@ def _cut_silent_connection(dbapi_connection: Any, _record: Any, exception: BaseE
     is cut at once: the driver's polite goodbye would wait two more seconds on the silent server."""
     if isinstance(exception, TimeoutError) and dbapi_connection is not None:
         dbapi_connection.driver_connection.terminate()
+
+
+# Each execution of a prepared statement is planned for the table as it is then. A generic plan,
+# which PostgreSQL settles on after five executions, is kept until the table's statistics change:
+# one made while the tables were empty scans them whole, and goes on doing so as they fill.
+POSTGRES_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 WRITER_CACHE_KIB = 32 * 1024

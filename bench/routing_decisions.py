@@ -1,6 +1,6 @@
 """Routing decisions per second at a steady backlog, and how that scales with the number of agents.
 
-    python -m bench.routing [--agents 1000] [--waiting 10000] [--queues 50] [--ops 50000]
+    python -m bench.routing_decisions [--agents 1000] [--waiting 10000] [--queues 50] [--ops 50000]
                             [--scale 100,1000,10000] [--repeat 3] [--seed 1]
 
 The issue 6 acceptance: decisions/s with 1,000 agents, 10,000 waiting tasks and 50 queues, >= 20,000,
@@ -53,8 +53,8 @@ import statistics
 import sys
 import time
 
-if __package__ in (None, ""):  # run as a script: make the project importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from routing import Queue, Router, RouterConfig, Strategy, Task, TaskEventKind, TaskState, VirtualClock
 

@@ -15,7 +15,7 @@ rule-engine is slow enough (~20 us a condition) that 100,000 events over it take
 by default it runs on the first --baseline-events of the same stream; pass --baseline-events 100000
 for the issue's full numbers. Both sides are checked to fire the same rules before timing.
 
-Run: pip install -e .[bench]; python -m bench.rules (or python bench/rules.py) [--rules 1000] [--events 100000]
+Run: pip install -e .[bench]; python -m bench.rules_vs_rule_engine (or python bench/rules_vs_rule_engine.py) [--rules 1000] [--events 100000]
      [--baseline-events 3000]
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -32,9 +33,8 @@ from typing import Any
 
 import rule_engine
 
-if __name__ == "__main__" and sys.path and sys.path[0].endswith("bench"):
-    # Run as `python bench/rules.py`, bench/ heads sys.path and this file would shadow the rules package.
-    del sys.path[0]
+if __package__ in (None, ""):  # `python bench/x.py`: the project root, not bench/, heads sys.path
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from rules import Ruleset, evaluate, loads_ruleset
 from schemas import Interaction
