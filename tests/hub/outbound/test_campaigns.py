@@ -21,6 +21,9 @@ from tests.adapters.fake_twilio import inbound_params
 from tests.hub.conftest import eventually
 from tests.hub.payloads import sms
 
+# Fixed clock (tests/conftest.py): campaigns start at their time and throttle by the minute.
+pytestmark = pytest.mark.clock
+
 INBOUND = "/channels/sms_twilio/inbound"
 KIM, LEE, PARK = "+821055500001", "+821055500002", "+821055500003"
 
