@@ -22,7 +22,7 @@ ROOT = TESTS.parent
 FEATURES: dict[str, re.Pattern[str]] = {
     "quiet hours": re.compile(r"quiet_hours|held_until"),
     "marketing sends (held in quiet hours)": re.compile(r"""purpose["']?\s*[:=,]\s*["']?marketing"""),
-    "campaigns and their schedule": re.compile(r"/v1/campaigns|\bstart_at\b|\bper_minute\b"),
+    "campaigns and their schedule": re.compile(r"""post\(\s*["']/v1/campaigns["']|\bstart_at\b|\bper_minute\b"""),
     "scheduled sends": re.compile(r"\bsend_at\b|\bnot_before\b"),
     "rule schedules": re.compile(r"\bschedule\b\W{0,3}:|\bScheduler\b|keys\.SCHEDULER|next_fire"),
     "birthdays and is_today": re.compile(r"birthday|is_today"),
