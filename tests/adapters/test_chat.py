@@ -262,6 +262,7 @@ async def test_every_open_tab_of_the_visitor_gets_the_reply(hub):
     await second.close()
 
 
+@pytest.mark.clock
 async def test_a_new_session_after_the_idle_time_starts_a_new_conversation(hub):
     adapter = hub.app[keys.ADAPTERS]["chat"]
     now = [datetime.now(UTC)]

@@ -55,6 +55,7 @@ async def nothing_written(hub) -> bool:
 
 
 # --- a sale ---
+@pytest.mark.clock
 async def test_a_signed_sale_is_committed_and_joins_the_customers_profile(hub):
     resp = await post(hub, sale())
     assert resp.status == 201, await resp.text()
@@ -146,6 +147,7 @@ def _tampered() -> tuple[bytes, dict[str, str]]:
     return encode(sale(total="30000")), headers
 
 
+@pytest.mark.clock
 @pytest.mark.parametrize("case", ["unsigned", "wrong_secret", "stale", "from_the_future", "tampered",
                                   "malformed_signature", "malformed_timestamp", "other_version"])
 async def test_unauthentic_requests_get_403_and_write_nothing(hub, case):
@@ -177,6 +179,7 @@ async def test_unauthentic_requests_get_403_and_write_nothing(hub, case):
     assert 'omnihub_webhooks_refused_total{adapter="pos"} 1.0' in metrics
 
 
+@pytest.mark.clock
 async def test_a_request_signed_just_inside_the_window_is_taken(hub):
     assert (await post(hub, sale(), at=stale(4))).status == 201
 
@@ -238,6 +241,7 @@ async def test_a_sale_without_currency_is_refused_when_no_default_is_configured(
 
 
 # --- refunds ---
+@pytest.mark.clock
 async def test_a_refund_lowers_monetary_but_is_no_visit_and_joins_the_sales_thread(hub):
     bought = await (await post(hub, sale(time="2026-11-20T12:00:00+09:00"))).json()
     refund = sale("R-0002", total="12000", refund=True, original_receipt="R-0001", time="2026-11-22T12:00:00+09:00",
@@ -258,6 +262,7 @@ async def test_a_refund_lowers_monetary_but_is_no_visit_and_joins_the_sales_thre
     assert back["conversation_key"] == items["S01:R-0001"]["conversation_key"]
 
 
+@pytest.mark.clock
 async def test_a_full_refund_takes_the_tier_the_purchase_earned(hub):
     await post(hub, sale(total="100000"))
     await post(hub, sale("R-0002"))
@@ -319,6 +324,7 @@ async def test_logs_name_the_store_and_the_outcome_never_the_customer_or_the_sec
 
 
 # --- campaigns ---
+@pytest.mark.clock
 async def test_a_refund_after_a_campaign_is_a_response_not_a_conversion(twilio, twilio_config, aiohttp_client,
                                                                          make_settings, tmp_path):
     settings = make_settings(

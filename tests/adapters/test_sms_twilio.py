@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
-import time_machine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -74,7 +72,7 @@ async def outbox_types(hub) -> list[str]:
 # --- keywords and consent ---
 # Midday in Seoul, outside the default marketing quiet hours (21:00-08:00 Asia/Seoul): the final send
 # must go out whatever hour CI runs at. The clock ticks on from there, so timeouts still pass.
-@time_machine.travel(datetime(2026, 12, 3, 3, 0, tzinfo=UTC), tick=True)
+@pytest.mark.clock(local="12:00")
 async def test_stop_opts_out_answers_twiml_and_blocks_marketing(hub):
     reply = await text_in(hub, " stop ")
     assert "<Message>You are unsubscribed" in reply
@@ -287,6 +285,7 @@ async def test_auto_channel_follows_consent_and_falls_back(hub):
     assert reply_auto.status == 422 and (await reply_auto.json())["fields"][0]["field"] == "channel"
 
 
+@pytest.mark.clock
 async def test_a_message_claimed_by_a_hub_that_died_is_sent_when_its_lease_runs_out(twilio, twilio_config,
                                                                                   aiohttp_client, make_settings,
                                                                                   tmp_path):

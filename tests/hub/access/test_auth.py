@@ -121,6 +121,7 @@ async def test_every_non_public_route_refuses_a_request_without_credentials(hub)
         assert resp.status == 401, (route.method, path, need, resp.status)
 
 
+@pytest.mark.clock
 async def test_login_good_and_bad_password_me_and_logout(hub):
     await add_user(hub, "sam", Role.SUPERVISOR)
     resp = await hub.post("/v1/auth/login", json={"username": "sam", "password": "wrong"})
@@ -148,6 +149,7 @@ async def test_login_good_and_bad_password_me_and_logout(hub):
     assert (await hub.get("/v1/queues", headers=bearer(token))).status == 401
 
 
+@pytest.mark.clock
 async def test_an_expired_token_and_a_disabled_user_are_refused(hub):
     await add_user(hub, "sam", Role.SUPERVISOR)
     token = await login(hub, "sam")
@@ -163,6 +165,7 @@ async def test_an_expired_token_and_a_disabled_user_are_refused(hub):
     assert resp.status == 401
 
 
+@pytest.mark.clock
 async def test_a_key_with_the_scope_works_without_it_403_and_revoked_401(hub):
     ingest = await add_key(hub, "shop", Scope.INTERACTIONS_WRITE)
     resp = await hub.post("/v1/interactions", json=sms(text="hi"), headers=bearer(ingest))
@@ -187,6 +190,7 @@ async def test_a_key_with_the_scope_works_without_it_403_and_revoked_401(hub):
     assert (await hub.get("/v1/queues", headers=bearer("ohk_not-a-key"))).status == 401
 
 
+@pytest.mark.clock
 async def test_a_verified_key_is_cached_for_key_cache_s(aiohttp_client, make_settings, tmp_path):
     client = await aiohttp_client(create_app(auth_settings(make_settings, tmp_path, key_cache_s=60)))
     key = await add_key(client, "shop", Scope.OUTBOX_READ)

@@ -82,6 +82,7 @@ async def test_a_token_in_the_url_is_refused_on_every_route(hub_with):
     assert refused.value.status == 401
 
 
+@pytest.mark.clock
 async def test_a_ticket_opens_one_socket_once(hub_with):
     hub = await hub_with()
     await add_user(hub, "ann", Role.AGENT, agent_id="alice")
@@ -99,6 +100,7 @@ async def test_a_ticket_opens_one_socket_once(hub_with):
         assert late.value.status == 401
 
 
+@pytest.mark.clock
 async def test_logout_closes_the_socket(hub_with):
     hub = await hub_with()
     await add_user(hub, "ann", Role.AGENT, agent_id="alice")
@@ -109,6 +111,7 @@ async def test_logout_closes_the_socket(hub_with):
     assert code == CLOSE_CREDENTIALS_ENDED and took < CLOSE_WITHIN_S, (code, took)
 
 
+@pytest.mark.clock
 async def test_disabling_the_user_closes_the_socket(hub_with):
     hub = await hub_with()
     await add_user(hub, "ann", Role.AGENT, agent_id="alice")
@@ -119,6 +122,7 @@ async def test_disabling_the_user_closes_the_socket(hub_with):
     assert code == CLOSE_CREDENTIALS_ENDED and took < CLOSE_WITHIN_S, (code, took)
 
 
+@pytest.mark.clock
 async def test_revoking_the_key_closes_the_socket(hub_with):
     hub = await hub_with()
     key = await add_key(hub, "wallboard", Scope.ROUTING)
@@ -130,6 +134,7 @@ async def test_revoking_the_key_closes_the_socket(hub_with):
     assert reason == "credentials revoked: log in again"
 
 
+@pytest.mark.clock
 async def test_session_expiry_closes_the_socket(hub_with):
     hub = await hub_with(token_ttl_s=3)
     await add_user(hub, "ann", Role.AGENT, agent_id="alice")
@@ -138,6 +143,7 @@ async def test_session_expiry_closes_the_socket(hub_with):
     assert code == CLOSE_CREDENTIALS_ENDED and took < 3 + CLOSE_WITHIN_S, (code, took)
 
 
+@pytest.mark.clock
 async def test_an_action_is_rechecked_before_the_next_round(hub_with):
     hub = await hub_with(socket_recheck_s=3600)  # only the per-action check can catch it
     key = await add_key(hub, "desk", Scope.ROUTING)

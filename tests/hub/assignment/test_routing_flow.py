@@ -116,6 +116,7 @@ async def _state_is(client, task_id: str, state: str) -> bool:
     return (await task_row(client, task_id)).state == state
 
 
+@pytest.mark.clock
 async def test_agent_gets_the_offer_over_the_websocket_accepts_and_the_task_is_assigned(aiohttp_client, make_settings):
     client = await start(aiohttp_client, make_settings)
     await presence(client, "alice")
@@ -154,6 +155,7 @@ async def _log(client, task_id: str):
                                    .order_by(task_events.c.seq))).all()
 
 
+@pytest.mark.clock
 async def test_an_expired_offer_returns_the_task_and_the_agent_who_missed_it_goes_away(aiohttp_client, make_settings):
     client = await start(aiohttp_client, make_settings, offer_timeout_s=0.3, max_missed_offers=1)
     await presence(client, "alice")

@@ -39,6 +39,7 @@ async def _row(client, task_id: str):
         return (await conn.execute(select(tasks).where(tasks.c.id == uuid.UUID(task_id)))).one()
 
 
+@pytest.mark.clock
 async def test_sla_breach_escalates_to_senior_skills_and_a_senior_agent_gets_the_task(
         aiohttp_client, make_settings, rules_dir):
     routing = {"queues": QUEUES, "agents": AGENTS, "poll_interval_s": 0.05}

@@ -176,6 +176,7 @@ async def test_bad_reload_is_refused_with_line_numbers_and_old_rules_stay(rules_
     assert doc["tags"] == ["complaint"] and doc["ruleset_version"] == old
 
 
+@pytest.mark.clock
 async def test_ten_kinds_of_mistakes_are_all_refused_in_one_reload_and_one_check(rules_client, rules_dir, capsys):
     old = rules_client.app[keys.RULES].ruleset.version
     bad = rules_dir / "zz-ten.yaml"
@@ -257,6 +258,7 @@ async def test_dry_run_with_inline_rules_and_field_errors(rules_client):
     assert not_json.status == 400
 
 
+@pytest.mark.clock
 async def test_timer_rows_are_written_with_the_interaction(rules_client, rules_dir):
     (rules_dir / "timer.yaml").write_text(TIMER_RULE, encoding="utf-8")
     assert (await rules_client.post("/v1/rules/reload")).status == 200

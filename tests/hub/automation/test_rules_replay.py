@@ -6,6 +6,8 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from hub import cli, keys
 from hub.app import create_app
 from hub.automation.replay import replay
@@ -13,6 +15,9 @@ from hub.automation.runtime import load_dir
 from hub.storage.engine import create_engine
 from tests.hub import payloads
 from tests.hub.conftest import count_rows
+
+# Fixed clock (tests/conftest.py): replay reads what was received since a time.
+pytestmark = pytest.mark.clock
 
 LIVE = """\
 rules:

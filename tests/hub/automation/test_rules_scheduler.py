@@ -85,6 +85,8 @@ def _outbound(phone: str, conversation: str) -> dict:
             "content": {"text": "확인했습니다"}, "conversation_key": conversation}
 
 
+# The scheduler runs on the FakeClock; the hub's ingest (timers' due times) on the fixed clock.
+@pytest.mark.clock
 async def test_timer_fires_once_after_its_delay_and_across_a_restart(start_hub):
     clock = FakeClock(datetime.now(UTC))
     hub = await start_hub(clock)
@@ -113,6 +115,7 @@ async def test_timer_fires_once_after_its_delay_and_across_a_restart(start_hub):
     assert len(await _rows(hub, scheduled_actions, scheduled_actions.c.kind == "escalate")) == 1
 
 
+@pytest.mark.clock
 async def test_agent_reply_cancels_the_timer_and_unless_ends_it(start_hub):
     clock = FakeClock(datetime.now(UTC))
     hub = await start_hub(clock)
@@ -136,6 +139,7 @@ async def test_agent_reply_cancels_the_timer_and_unless_ends_it(start_hub):
     assert await _rows(hub, scheduled_actions, scheduled_actions.c.kind == "escalate") == []
 
 
+@pytest.mark.clock
 async def test_birthday_schedule_runs_once_per_profile_per_day(start_hub):
     clock = FakeClock(SEOUL_8AM)
     hub = await start_hub(clock)

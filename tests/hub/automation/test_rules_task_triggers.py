@@ -17,6 +17,9 @@ from hub.storage.rules_models import scheduled_actions
 from tests.hub.assignment.test_routing_flow import route_from_metadata, routed
 from tests.hub.conftest import eventually
 
+# Fixed clock (tests/conftest.py): SLA breaches and escalations are due by the clock.
+pytestmark = pytest.mark.clock
+
 RULES = """\
 rules:
   - name: breach-to-overflow

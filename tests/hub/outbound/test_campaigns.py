@@ -21,6 +21,9 @@ from tests.adapters.fake_twilio import inbound_params
 from tests.hub.conftest import eventually
 from tests.hub.payloads import sms
 
+# Fixed clock (tests/conftest.py): campaigns start at their time and throttle by the minute.
+pytestmark = pytest.mark.clock
+
 INBOUND = "/channels/sms_twilio/inbound"
 KIM, LEE, PARK = "+821055500001", "+821055500002", "+821055500003"
 
@@ -102,11 +105,18 @@ async def test_a_condition_audience_and_a_throttle_space_the_messages(hub):
     assert len(held) == 2 and held[0] is not None
     assert 59 <= (held[1] - held[0]).total_seconds() <= 61  # one a minute
     await eventually(lambda: _sent_one(hub))
+    # The first counts as sent once its copy is on the timeline, a commit after Twilio answered.
+    await eventually(lambda: _counted_sent(hub, cid, 1))
     assert (await campaign(hub, cid))["waiting"] == 1  # the second waits for its minute
+    assert len(hub.twilio.sent) == 1
 
 
 async def _sent_one(hub) -> bool:
     return len(hub.twilio.sent) == 1
+
+
+async def _counted_sent(hub, campaign_id: str, count: int) -> bool:
+    return (await campaign(hub, campaign_id))["sent"] == count
 
 
 @pytest.mark.parametrize("body, field", [

@@ -18,6 +18,9 @@ from tests.adapters.conftest import PUBLIC_BASE_URL
 from tests.adapters.fake_twilio import inbound_params
 from tests.hub.conftest import eventually
 
+# Fixed clock (tests/conftest.py): marketing is held through quiet hours.
+pytestmark = pytest.mark.clock
+
 INBOUND = "/channels/sms_twilio/inbound"
 CUSTOMER = "+821055501234"
 TEMPLATES = {

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 
+import pytest
 from sqlalchemy import text
 
 from hub import keys
@@ -21,6 +22,7 @@ async def events(app, event_type: str) -> list[dict]:
         return [json.loads(b) for (b,) in rows]
 
 
+@pytest.mark.clock
 async def test_patch_updates_fields_emits_profile_updated_and_refuses_a_stale_etag(client):
     pid = (await post(client, sms("010-2222-3333")))["profile_id"]
     resp = await client.get(f"/v1/profiles/{pid}")
@@ -109,6 +111,7 @@ def pos(loyalty: str, total: str, ref: str, at: str = "2026-11-20T12:00:00+09:00
                             "items": [{"sku": "A1", "qty": 1, "unit_price": total}]}}
 
 
+@pytest.mark.clock
 async def test_pos_transactions_update_rfm_value_score_and_vip_tier(aiohttp_client, make_settings):
     settings = make_settings(value_score={"tiers": {"vip": 60, "regular": 1}, "monetary_cap": 100000,
                                           "frequency_cap": 3})
