@@ -39,7 +39,7 @@ from adapters.base import (
     StatusUpdate,
     Webhook,
 )
-from adapters.registry import build
+from adapters.registry import AdapterConfigError, build
 from hub import keys
 from hub.access.auth import PUBLIC, requires
 from hub.assignment.router_service import RouterUnavailable
@@ -48,6 +48,7 @@ from hub.channels.state import DbStateStore
 from hub.http_errors import error_response, outage_name, unavailable_cause
 from hub.ingest.call_updates import apply_call_update_async
 from hub.outbound.messages import record_status_async
+from hub.settings import ConfigError
 from routing import RoutingError, TaskState
 from schemas import CHANNELS_KEY, Interaction, call_status_rank
 
@@ -83,7 +84,10 @@ def mount_adapters(app: web.Application) -> None:
     def public(handler):
         return app[keys.AUTH].wrap(requires(PUBLIC)(handler))
 
-    running = build(settings.adapters, deps_for)
+    try:
+        running = build(settings.adapters, deps_for)
+    except AdapterConfigError as exc:  # one line naming the key, as every other config mistake
+        raise ConfigError(f"invalid configuration: {exc}") from None
     app[keys.ADAPTERS] = {adapter.name: adapter for adapter in running}
     channels = set(app[keys.VALIDATION_CONTEXT][CHANNELS_KEY])
     channels.update(adapter.channel for adapter in running)
@@ -145,8 +149,11 @@ def _guarded(adapter: ChannelAdapter, hook: Webhook):
             await adapter.authenticate(request, body)
         except AuthenticityError as exc:
             request.app[keys.METRICS].webhooks_refused.labels(adapter.name).inc()
+            # checked_url: a signature over the URL fails for every webhook when public_base_url is
+            # not the URL the provider calls (`serve --port` with the default one).
+            checked = {"checked_url": exc.checked_url} if exc.checked_url else {}
             log.warning("webhook refused", extra={"adapter": adapter.name, "path": request.path,
-                                                   "reason": str(exc)})
+                                                   "reason": str(exc), **checked})
             return error_response(403, "forbidden", f"authenticity check failed: {exc}")
         try:
             return await hook.handler(request, body)
