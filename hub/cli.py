@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import routing.cli
 import rules
+from adapters.registry import AdapterConfigError
 from hub.access import cli as access_cli
 from hub.automation import cli as automation_cli
 from hub.backoffice.connectors import cli as connectors_cli
@@ -194,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, rules.RulesError) as exc:  # a bad rules_dir refuses to start, listing every issue
         print(f"omnihub: {exc}", file=sys.stderr)
+        return 2
+    except AdapterConfigError as exc:  # an adapter refusing its config when the app mounts it
+        print(f"omnihub: invalid configuration: {exc}", file=sys.stderr)
         return 2
 
 

@@ -39,7 +39,7 @@ from adapters.base import (
     StatusUpdate,
     Webhook,
 )
-from adapters.registry import AdapterConfigError, build
+from adapters.registry import build
 from hub import keys
 from hub.access.auth import PUBLIC, requires
 from hub.assignment.router_service import RouterUnavailable
@@ -48,7 +48,6 @@ from hub.channels.state import DbStateStore
 from hub.http_errors import error_response, outage_name, unavailable_cause
 from hub.ingest.call_updates import apply_call_update_async
 from hub.outbound.messages import record_status_async
-from hub.settings import ConfigError
 from routing import RoutingError, TaskState
 from schemas import CHANNELS_KEY, Interaction, call_status_rank
 
@@ -84,10 +83,7 @@ def mount_adapters(app: web.Application) -> None:
     def public(handler):
         return app[keys.AUTH].wrap(requires(PUBLIC)(handler))
 
-    try:
-        running = build(settings.adapters, deps_for)
-    except AdapterConfigError as exc:  # one line naming the key, as every other config mistake
-        raise ConfigError(f"invalid configuration: {exc}") from None
+    running = build(settings.adapters, deps_for)
     app[keys.ADAPTERS] = {adapter.name: adapter for adapter in running}
     channels = set(app[keys.VALIDATION_CONTEXT][CHANNELS_KEY])
     channels.update(adapter.channel for adapter in running)
