@@ -60,7 +60,14 @@ class HubUnavailable(OmnihubError):
 
 
 class AuthenticityError(AdapterError):
-    """The request is not provably from the provider (missing or wrong signature): answer 403."""
+    """The request is not provably from the provider (missing or wrong signature): answer 403.
+
+    `checked_url`: the URL a signature over the URL was checked against (Twilio's), without
+    credentials or query; the hub logs it, since a wrong public_base_url refuses every webhook."""
+
+    def __init__(self, message: str, *, checked_url: str | None = None) -> None:
+        super().__init__(message)
+        self.checked_url = checked_url
 
 
 class SendError(AdapterError):
@@ -82,6 +89,16 @@ class AdapterConfig(BaseModel):
     """Base of each adapter's settings model: frozen, and an unknown key is an error at start-up."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigProblem(ValueError):
+    """Raised by a Config model's validator about one of its keys, where pydantic would name only
+    the model (a `model_validator` weighing several keys): the hub's refusal then names
+    `adapters.<name>.<key>`, the line a user has to fix."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,14 @@ status_callbacks, keywords {opt_out, opt_in, help}, replies {opt_out, opt_in, he
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -51,6 +52,7 @@ from .base import (
     AdapterConfig,
     Capabilities,
     ChannelAdapter,
+    ConfigProblem,
     DeliveryStatus,
     OutboundMessage,
     PayloadError,
@@ -69,6 +71,10 @@ _STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "R
 _START = ("START", "YES", "UNSTOP", "OPTIN")
 _HELP = ("HELP", "INFO")
 _EMPTY_TWIML = str(MessagingResponse())
+# The twilio client dumps every request and response at INFO, a dozen lines each (URL, headers):
+# as for pika (hub/logs.py), its warnings are what an operator needs.
+_TWILIO_HTTP_LOG = logging.getLogger("twilio.async_http_client")
+_TWILIO_HTTP_LOG.setLevel(logging.WARNING)
 _STATUS = {"sent": DeliveryStatus.SENT, "delivered": DeliveryStatus.DELIVERED, "read": DeliveryStatus.READ,
            "failed": DeliveryStatus.FAILED, "undelivered": DeliveryStatus.FAILED, "canceled": DeliveryStatus.FAILED}
 
@@ -100,6 +106,23 @@ class TwilioSmsConfig(AdapterConfig):
     keywords: Keywords = Keywords()  # local words, on top of Twilio's English ones
     replies: Replies = Replies()
 
+    @field_validator("from_number")
+    @classmethod
+    def _a_phone_number(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                Identifier(type="phone", value=v)
+            except ValidationError:
+                raise ValueError("not a phone number; give it with its country code, e.g. +15005550006") from None
+        return v
+
+    @model_validator(mode="after")
+    def _a_sender(self) -> Self:
+        if not (self.from_number or self.messaging_service_sid):
+            raise ConfigProblem("from_number", "missing: give from_number or messaging_service_sid, "
+                                "what Twilio sends from")
+        return self
+
 
 class TwilioSmsAdapter(ChannelAdapter):
     name: ClassVar[str] = "sms_twilio"
@@ -111,8 +134,6 @@ class TwilioSmsAdapter(ChannelAdapter):
     def __init__(self, config: TwilioSmsConfig, deps) -> None:  # type: ignore[override]
         super().__init__(config, deps)
         self.config: TwilioSmsConfig = config
-        if not (config.from_number or config.messaging_service_sid):
-            raise ValueError("adapters.sms_twilio: give from_number or messaging_service_sid")
         self._signature = TwilioSignature(
             config.auth_token.get_secret_value(),
             config.webhooks_shared_key.get_secret_value() if config.webhooks_shared_key else None)
@@ -221,7 +242,7 @@ class TwilioSmsAdapter(ChannelAdapter):
     # --- outbound ------------------------------------------------------------------------------
     async def start(self) -> None:
         self._client = Client(self.config.account_sid, self.config.auth_token.get_secret_value(),
-                              http_client=AsyncTwilioHttpClient())
+                              http_client=AsyncTwilioHttpClient(logger=_TWILIO_HTTP_LOG))
         self._client.api.base_url = self.config.api_base.rstrip("/")
 
     async def stop(self) -> None:

@@ -10,7 +10,7 @@ it is rebuilt from the hub's `public_base_url`, not from what the hub sees.
 from __future__ import annotations
 
 import hmac
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from aiohttp import web
 from multidict import MultiDict
@@ -45,8 +45,18 @@ class TwilioSignature:
         if hmac.compare_digest(validator.compute_signature(url, form, algorithm), signature):
             return form
         if not validator.validate(url, form, signature, algorithm):
-            raise AuthenticityError("X-Twilio-Signature does not match")
+            shown = shown_url(url)
+            raise AuthenticityError(f"X-Twilio-Signature does not match {shown} (public_base_url + path): "
+                                    "was it signed for another URL?", checked_url=shown)
         return form
+
+
+def shown_url(url: str) -> str:
+    """The URL without credentials (Twilio allows https://user:pass@host/...) or query: safe to log and answer."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def parse_form(body: bytes) -> MultiDict[str]:

@@ -44,6 +44,7 @@ from .base import (
     AdapterConfig,
     CallUpdate,
     ChannelAdapter,
+    ConfigProblem,
     OutboundMessage,
     PayloadError,
     PermanentSendError,
@@ -78,9 +79,9 @@ class TwilioVoiceConfig(AdapterConfig):
     @model_validator(mode="after")
     def _one_destination(self) -> TwilioVoiceConfig:
         if self.enqueue and self.dial:
-            raise ValueError("give enqueue or dial, not both")
+            raise ConfigProblem("dial", "give enqueue or dial, not both")
         if not (self.enqueue or self.dial or self.message or self.greeting):
-            raise ValueError("give enqueue, dial or message: what a caller hears")
+            raise ConfigProblem("enqueue", "missing: give enqueue, dial or message: what a caller hears")
         return self
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from adapters import registry
 from routing import Capacity, Queue, RouterConfig
 from rules.segments import compile_segments
 from schemas import IdentifierType, OmnihubError
@@ -325,14 +327,47 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
     return settings
 
 
-def _explain(exc: ValidationError) -> str:
-    lines = []
+def check_adapters(settings: Settings) -> None:
+    """Check `adapters`: every name installed, every adapter's keys its own Config takes (what the
+    hub would refuse when mounting them). Raises ConfigError naming each bad key."""
+    try:
+        registry.check(settings.adapters)
+    except registry.AdapterConfigError as exc:
+        raise ConfigError(_one_line(exc.issues)) from None
+
+
+def unknown_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each `OMNIHUB_*` variable that names no setting: pydantic-settings reads only
+    the names it knows, so `OMNIHUB_DATABSE_URL` would be ignored without a word."""
+    environ = os.environ if environ is None else environ
     known = list(Settings.model_fields)
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            hint = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
-            lines.append(f"unknown config key {where!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
-        else:
-            lines.append(f"{where}: {err['msg']}")
-    return "invalid configuration: " + "; ".join(lines)
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(_NOT_SETTINGS):
+            continue
+        key = upper[len(ENV_PREFIX):].split("__", 1)[0].lower()
+        if key in known:
+            continue  # a nested key under a known one is checked as the config is (extra keys refused)
+        hint = difflib.get_close_matches(key, known, n=1)
+        suggestion = f" (did you mean {ENV_PREFIX}{hint[0].upper()}?)" if hint else ""
+        warnings.append(f"environment variable {name} names no setting{suggestion}; it is ignored")
+    return warnings
+
+
+# Read by the test suite and CI, never by the hub: not misspelt settings.
+_NOT_SETTINGS = ("OMNIHUB_TEST_", "OMNIHUB_REQUIRE_SERVICES", "OMNIHUB_ASYNCAPI_SPECS")
+
+
+def _explain(exc: ValidationError) -> str:
+    return _one_line(registry.explain(exc, Settings))
+
+
+def _one_line(issues: list[registry.ConfigIssue]) -> str:
+    """The issues on one line; a key set from the environment says which variable set it."""
+    said = []
+    for issue in issues:
+        variable = ENV_PREFIX + issue.path.replace(".", "__").upper()
+        source = f" (from {variable})" if any(n.upper() == variable for n in os.environ) else ""
+        said.append(f"{issue.path}{source}: {issue.message}")
+    return "invalid configuration: " + "; ".join(said)

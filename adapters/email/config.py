@@ -7,7 +7,7 @@ from typing import Self
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 
-from adapters.base import AdapterConfig
+from adapters.base import AdapterConfig, ConfigProblem
 
 
 def split_host_port(value: str) -> tuple[str, int]:
@@ -57,7 +57,7 @@ class ImapConfig(AdapterConfig):
     @model_validator(mode="after")
     def _distinct_mailboxes(self) -> Self:
         if _mailbox_key(self.failed_mailbox) == _mailbox_key(self.mailbox):
-            raise ValueError("failed_mailbox must not be the mailbox the poller reads")
+            raise ConfigProblem("failed_mailbox", "must not be the mailbox the poller reads")
         return self
 
 
@@ -101,17 +101,19 @@ class EmailConfig(AdapterConfig):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.smtp_listen and not self.smtp_auth and not self.trusted_networks:
-            raise ValueError("smtp_listen needs smtp_auth users and/or trusted_networks: "
-                             "an SMTP listener must know who may hand it mail")
+            raise ConfigProblem("smtp_listen", "needs smtp_auth users and/or trusted_networks: "
+                                "an SMTP listener must know who may hand it mail")
         if bool(self.smtp_tls_cert) != bool(self.smtp_tls_key):
-            raise ValueError("smtp_tls_cert and smtp_tls_key go together")
+            raise ConfigProblem("smtp_tls_key" if self.smtp_tls_cert else "smtp_tls_cert",
+                                "missing: smtp_tls_cert and smtp_tls_key go together")
         if self.smtp_listen and self.smtp_auth and self.smtp_auth_require_tls and not self.smtp_tls_cert:
-            raise ValueError("smtp_auth with smtp_auth_require_tls needs smtp_tls_cert and smtp_tls_key "
-                             "(or set smtp_auth_require_tls: false on a loopback or private network)")
+            raise ConfigProblem("smtp_auth", "with smtp_auth_require_tls needs smtp_tls_cert and smtp_tls_key "
+                                "(or set smtp_auth_require_tls: false on a loopback or private network)")
         if self.ssl and self.starttls:
-            raise ValueError("ssl (implicit TLS) and starttls are exclusive; set starttls: false with ssl")
+            raise ConfigProblem("ssl", "ssl (implicit TLS) and starttls are exclusive; set starttls: false with ssl")
         if self.smtp_host and not self.from_address:
-            raise ValueError("smtp_host needs from_address")
+            raise ConfigProblem("from_address", "missing: smtp_host needs from_address")
         if bool(self.smtp_username) != bool(self.smtp_password):
-            raise ValueError("smtp_username and smtp_password go together")
+            raise ConfigProblem("smtp_password" if self.smtp_username else "smtp_username",
+                                "missing: smtp_username and smtp_password go together")
         return self

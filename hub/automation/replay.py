@@ -16,16 +16,17 @@ import json
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.automation.runtime import compile_sources, load_dir
 from hub.profiles.segments import profile_view
+from hub.progress import Progress
 from hub.settings import load_settings
 from hub.storage import batch as ingest_store
 from hub.storage.engine import create_engine
@@ -72,8 +73,11 @@ async def _live_rulesets(engine: AsyncEngine, channels: Collection[str]) -> dict
 
 
 async def replay(engine: AsyncEngine, candidate: Ruleset, since: datetime, *, max_examples: int = 5,
-                 batch: int = 500, channels: Collection[str] = BUILTIN_CHANNELS) -> ReplayReport:
+                 batch: int = 500, channels: Collection[str] = BUILTIN_CHANNELS,
+                 progress: Callable[[int, int | None], None] | None = None) -> ReplayReport:
+    """`progress(scanned, total)` after each batch, when given (the total costs a count first)."""
     report = ReplayReport(candidate.version, since.isoformat())
+    total = await _count_since(engine, since) if progress is not None else None
     live_sets = await _live_rulesets(engine, channels)
     live_counts: Counter[str] = Counter()
     cand_counts: Counter[str] = Counter()
@@ -113,6 +117,8 @@ async def replay(engine: AsyncEngine, candidate: Ruleset, since: datetime, *, ma
                         "received_at": row.received_at.isoformat(), "live_version": version,
                         "live": before, "candidate": after,
                     })
+        if progress is not None:
+            progress(report.scanned, total)
         if len(rows) < batch:
             break
         cursor = (rows[-1].received_at, rows[-1].id)
@@ -120,6 +126,12 @@ async def replay(engine: AsyncEngine, candidate: Ruleset, since: datetime, *, ma
         live_n, cand_n = live_counts[name], cand_counts[name]
         report.rules[name] = {"live": live_n, "candidate": cand_n, "delta": cand_n - live_n}
     return report
+
+
+async def _count_since(engine: AsyncEngine, since: datetime) -> int:
+    async with engine.connect() as conn:
+        query = select(func.count()).select_from(interactions).where(interactions.c.received_at >= since)
+        return (await conn.execute(query)).scalar_one()
 
 
 def _interaction_rules(ruleset: Ruleset) -> set[str]:
@@ -195,7 +207,9 @@ def run_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     async def run() -> ReplayReport:
         engine = create_engine(settings.database_url)
         try:
-            return await replay(engine, candidate, since, max_examples=args.examples)
+            with Progress("replaying interactions", "interaction", quiet=args.json) as progress:
+                return await replay(engine, candidate, since, max_examples=args.examples,
+                                    progress=progress if progress.shown else None)
         finally:
             await engine.dispose()
 

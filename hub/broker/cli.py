@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from hub.broker import dlq
 from hub.broker.asyncapi import document
 from hub.broker.topology import Topology
+from hub.progress import Progress
 from hub.settings import load_settings
 
 
@@ -61,7 +62,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     url, queue = _target(args)
-    replayed, errors = dlq.replay(url, queue, _filters(args), to_queue=args.to_queue)
+    with Progress("replaying dead letters", "message", quiet=args.json) as progress:
+        replayed, errors = dlq.replay(url, queue, _filters(args), to_queue=args.to_queue, progress=progress)
     for error in errors:
         print(f"omnihub dlq: {error}", file=sys.stderr)
     print(json.dumps({"replayed": replayed, "errors": len(errors)}) if args.json else f"replayed {replayed}")

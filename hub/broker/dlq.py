@@ -14,7 +14,7 @@ republish.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -77,12 +77,15 @@ def list_dead(url: str, queue: str, filters: Filters) -> list[Dead]:
         return _take(channel, queue, filters)
 
 
-def replay(url: str, queue: str, filters: Filters, *, to_queue: bool = False) -> tuple[int, list[str]]:
-    """Republish the matching messages; returns (replayed, errors)."""
+def replay(url: str, queue: str, filters: Filters, *, to_queue: bool = False,
+           progress: Callable[[int, int | None], None] = lambda done, total: None) -> tuple[int, list[str]]:
+    """Republish the matching messages; returns (replayed, errors). `progress(done, matching)` as it goes."""
     replayed, errors = 0, []
     with _channel(url) as channel:
         channel.confirm_delivery()
-        for dead in _take(channel, queue, filters):
+        taken = _take(channel, queue, filters)
+        for done, dead in enumerate(taken):
+            progress(done, len(taken))
             letter = dead.letter
             exchange, key = ("", letter.queue) if to_queue else (letter.exchange, letter.routing_key)
             if not to_queue and not key:
@@ -96,6 +99,7 @@ def replay(url: str, queue: str, filters: Filters, *, to_queue: bool = False) ->
                 continue
             channel.basic_ack(dead.tag)
             replayed += 1
+        progress(len(taken), len(taken))
     return replayed, errors
 
 

@@ -172,8 +172,11 @@ def _guarded(adapter: ChannelAdapter, hook: Webhook):
             await adapter.authenticate(request, body)
         except AuthenticityError as exc:
             request.app[keys.METRICS].webhooks_refused.labels(adapter.name).inc()
+            # checked_url: a signature over the URL fails for every webhook when public_base_url is
+            # not the URL the provider calls (`serve --port` with the default one).
+            checked = {"checked_url": exc.checked_url} if exc.checked_url else {}
             log.warning("webhook refused", extra={"adapter": adapter.name, "path": request.path,
-                                                   "reason": str(exc)})
+                                                   "reason": str(exc), **checked})
             return error_response(403, "forbidden", f"authenticity check failed: {exc}")
         try:
             return await hook.handler(request, body)

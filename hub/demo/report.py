@@ -4,6 +4,8 @@ stored (a `Readback`), laid out for a person at a terminal."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hub.demo.readback import Readback
@@ -12,9 +14,21 @@ from hub.demo.story import Story
 _RULE = "-" * 78
 
 
-def render(base_url: str, where: str, story: Story, seen: Readback) -> str:
-    lines = [f"omnihub demo: the hub is running at {base_url} ({where})", "",
-             "The story, sent to the hub's real entry points", _RULE]
+@dataclass(frozen=True)
+class StandIn:
+    """A local server the demo runs in place of a provider's API."""
+
+    provider: str
+    adapter: str
+    base_url: str
+    listing: str  # the path that lists what it took
+    login: tuple[str, str]  # the demo config's fictional account (basic auth, as the provider asks)
+
+
+def render(base_url: str, where: str, story: Story, seen: Readback, stand_ins: Sequence[StandIn] = ()) -> str:
+    lines = [f"omnihub demo: the hub is running at {base_url} ({where})"]
+    lines += _stand_ins(stand_ins)
+    lines += ["", "The story, sent to the hub's real entry points", _RULE]
     lines += _steps(story, seen)
     lines += ["", f"Read back from the hub's API ({base_url})", _RULE]
     lines += _profile(seen.profile)
@@ -24,14 +38,28 @@ def render(base_url: str, where: str, story: Story, seen: Readback) -> str:
     return "\n".join(lines)
 
 
-def explore(base_url: str, profile_id: str) -> str:
-    return "\n".join([
+def explore(base_url: str, profile_id: str, stand_ins: Sequence[StandIn] = ()) -> str:
+    lines = [
         "", "Explore the API while the hub runs (Ctrl-C stops it):",
         f"  curl -s {base_url}/v1/profiles/{profile_id}/timeline",
         f"  curl -s {base_url}/v1/tasks",
         f"  curl -s {base_url}/v1/outbox",
         f"  curl -s {base_url}/v1/openapi.json   # every route",
-    ])
+        f"  the agent console: {base_url}/console/ (a reply goes out through the stand-in below)",
+    ]
+    for stand_in in stand_ins:
+        user, password = stand_in.login
+        lines.append(f"  curl -s -u {user}:{password} {stand_in.base_url}{stand_in.listing}"
+                     f"   # what {stand_in.provider}'s stand-in took")
+    return "\n".join(lines)
+
+
+def _stand_ins(stand_ins: Sequence[StandIn]) -> list[str]:
+    if not stand_ins:
+        return []
+    lines = ["Providers are played by local stand-ins the demo runs: nothing leaves this machine."]
+    lines += [f"  {s.provider:<8} ({s.adapter}) -> {s.base_url}" for s in stand_ins]
+    return lines
 
 
 def _steps(story: Story, seen: Readback) -> list[str]:

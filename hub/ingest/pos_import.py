@@ -21,7 +21,7 @@ import difflib
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from hub.ingest.pipeline import Pipeline
 from hub.ingest.rules_step import RulesStep
 from hub.ingest.setup import ingest_pipeline
 from hub.logs import configure_logging
+from hub.progress import Progress
 from hub.settings import Settings, load_settings
 from hub.storage.engine import create_engine
 from hub.storage.migrate import upgrade
@@ -157,9 +158,12 @@ def _csv_field(name: str) -> str:
     return name
 
 
-async def import_file(settings: Settings, path: Path, fmt: str, encoding: str = "utf-8-sig") -> ImportReport:
+async def import_file(settings: Settings, path: Path, fmt: str, encoding: str = "utf-8-sig",
+                      progress: Callable[[int, int | None], None] = lambda done, total: None) -> ImportReport:
+    """Every row through the pipeline; `progress(line, lines)` after each window of rows is stored."""
     mapping = mapping_for(settings)
     report = ImportReport(file=str(path))
+    lines = _count_lines(path)
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
@@ -173,12 +177,19 @@ async def import_file(settings: Settings, path: Path, fmt: str, encoding: str = 
                 window.append((number, asyncio.ensure_future(pipeline.ingest(interaction))))
                 if len(window) >= WINDOW:
                     await _settle(window, report)
+                    progress(number, lines)
             await _settle(window, report)
+            progress(lines, lines)
         finally:
             await pipeline.stop()
     finally:
         await engine.dispose()
     return report
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for _ in f)  # the line numbers rows() gives, a last line without its newline included
 
 
 def _map(mapping: PosMapping, number: int, raw: Any, fmt: str, report: ImportReport) -> Interaction | None:
@@ -241,7 +252,8 @@ def cmd_import_pos(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
         # JSON on stderr with phone numbers and addresses masked: a row's failure may quote its values.
         configure_logging(settings.log_level)
-        report = asyncio.run(import_file(settings, path, fmt, args.encoding))
+        with Progress(f"importing {path.name}", "line", quiet=args.json) as progress:
+            report = asyncio.run(import_file(settings, path, fmt, args.encoding, progress))
     except (ImportFileError, AdapterConfigError, LookupError) as exc:  # LookupError: an unknown --encoding
         print(f"omnihub import pos: {exc}", file=sys.stderr)
         return 2
