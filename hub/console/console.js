@@ -173,7 +173,7 @@ async function onHello(frame) {
   const held = await attempt("Loading your tasks", () => api.heldTasks(state.agent));
   if (!held) return;
   if (held.active === false) showError("Routing", { message: "routing is not active on this hub" });
-  state.tasks = new Map(held.tasks.filter((t) => HELD.has(t.state)).map((t) => [t.id, t]));
+  state.tasks = new Map(held.items.filter((t) => HELD.has(t.state)).map((t) => [t.id, t]));
   if (state.selected && !state.tasks.has(state.selected)) select(null);
   renderTasks();
 }
@@ -336,8 +336,8 @@ async function loadTimeline(task, cursor) {
   const items = page.items.map((doc) => timelineItem(doc, task.interaction_id));
   if (cursor) list.append(...items);
   else list.replaceChildren(...items);
-  state.detail.cursor = page.next_cursor;
-  $("#older").hidden = !page.next_cursor;
+  state.detail.cursor = page.next;
+  $("#older").hidden = !page.next;
 }
 
 // --- reply ---

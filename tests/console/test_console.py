@@ -63,7 +63,7 @@ def test_offer_accept_history_reply_and_complete(page, hub):
 
     offer.get_by_role("button", name="Accept").click()
     expect(offer_card(page)).to_have_count(0)
-    [task] = hub.get("/v1/tasks?agent_id=kim")["tasks"]
+    [task] = hub.get("/v1/tasks?agent_id=kim")["items"]
     assert task["state"] == "assigned"
 
     customer = page.locator("#profile")
@@ -92,10 +92,10 @@ def test_offer_accept_history_reply_and_complete(page, hub):
     page.get_by_role("button", name="Complete").click()
     expect(page.locator("#notice")).to_have_text("Task completed (resolved)")
     expect(page.locator("#tasks li")).to_have_count(0)
-    assert hub.get("/v1/tasks?agent_id=kim")["tasks"] == []
+    assert hub.get("/v1/tasks?agent_id=kim")["items"] == []
     status, body = hub.call("POST", f"/v1/tasks/{task['id']}/complete", {})
     assert (status, body["state"]) == (409, "completed")  # the hub keeps it completed
-    [kim] = hub.get("/v1/agents")["agents"]
+    [kim] = hub.get("/v1/agents")["items"]
     assert kim["used"] == 0 and kim["presence"] == "available"
 
 
@@ -107,7 +107,7 @@ def test_a_declined_offer_goes_back_to_the_line(page, hub):
     offer.get_by_role("button", name="Decline").click()
     expect(offer_card(page)).to_have_count(0)
     expect(page.locator("#notice")).to_contain_text("Offer declined")
-    [task] = hub.get("/v1/tasks")["tasks"]
+    [task] = hub.get("/v1/tasks")["items"]
     assert (task["state"], task["agent_id"]) == ("waiting", None)
 
 
@@ -190,7 +190,7 @@ def test_with_auth_an_agent_logs_in_takes_an_offer_and_logs_out(page, hub):
     expect(offer).to_contain_text("Is my order ready?")
     offer.get_by_role("button", name="Accept").click()
     expect(offer_card(page)).to_have_count(0)
-    [task] = hub.get("/v1/tasks?agent_id=kim")["tasks"]
+    [task] = hub.get("/v1/tasks?agent_id=kim")["items"]
     assert task["state"] == "assigned"
     expect(page.locator("#profile")).to_contain_text(CUSTOMER)  # its own task's customer
     expect(page.locator("#timeline")).to_contain_text("Is my order ready?")
