@@ -18,7 +18,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from adapters.base import HubUnavailable
 from schemas import OmnihubError
+from schemas.timestamps import rfc3339
 
 log = logging.getLogger("omnihub.api")
 outage_log = logging.getLogger("omnihub.outage")
@@ -56,11 +58,30 @@ Check = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 _ANSWERS_ITS_ERRORS = "_omnihub_answers_its_errors"
 
 
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)  # UUIDs, decimals
+
+
+def dumps(data: Any) -> str:
+    """The JSON of every answer: text as it is (never ASCII-escaped: `박`, not `\\ubc15`), times
+    as RFC 3339 UTC ending in `Z`, UUIDs and decimals as strings."""
+    return json.dumps(data, ensure_ascii=False, default=_jsonable)
+
+
+def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """web.json_response through `dumps`: the one way a JSON answer is written."""
+    return web.json_response(data, status=status, headers=headers, dumps=dumps)
+
+
 def error_response(status: int, error: str, message: str, fields: list[dict[str, Any]] | None = None) -> web.Response:
     body: dict[str, Any] = {"error": error, "message": message}
     if fields is not None:
         body["fields"] = fields
-    return web.json_response(body, status=status)
+    return json_response(body, status=status)
 
 
 def validation_error_response(exc: ValidationError) -> web.Response:

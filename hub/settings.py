@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from adapters import registry
 from routing import Capacity, Queue, RouterConfig
 from rules.segments import compile_segments
-from schemas import IdentifierType, OmnihubError
+from schemas import IdentifierType, Kind, OmnihubError
 
 ENV_PREFIX = "OMNIHUB_"
 
@@ -56,6 +56,10 @@ class RoutingSettings(BaseModel):
     queues: list[Queue] = Field(default_factory=list)
     agents: list[AgentConfig] = Field(default_factory=list)
     default_queue: str | None = None  # for inbound interactions no rule routed; None: no task
+    # The kinds of interaction that may become tasks at all. A POS sale (transaction), an imported
+    # record or a mail bounce or auto-reply (event) is history, not work for an agent, even when a
+    # broad rule or the default queue would route it.
+    kinds: frozenset[Kind] = frozenset({Kind.MESSAGE, Kind.CALL})
     router: RouterConfig = Field(default_factory=RouterConfig)
     tier_priority: dict[str, int] = Field(default_factory=lambda: {"vip": 10})  # added by profile tier
     sticky_owner: bool = False  # prefer the profile's owner even when the route does not ask

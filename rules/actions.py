@@ -96,6 +96,14 @@ class Stop:
 
 
 @dataclass(frozen=True, slots=True)
+class NoRoute:
+    """The interaction becomes no task, whatever a route action or the default queue says (a
+    newsletter reply, a delivery notice): the routing step honours it over every route."""
+
+    kind: ClassVar[str] = "no_route"
+
+
+@dataclass(frozen=True, slots=True)
 class StartTimer:
     """Ask the hub to persist a timer; when it fires, `timers.fire_timer` decides what happens."""
 
@@ -123,6 +131,7 @@ Action = (
     | Publish
     | Escalate
     | Stop
+    | NoRoute
     | StartTimer
 )
 
@@ -305,6 +314,7 @@ ACTIONS: dict[str, ActionSpec] = {
         Escalate, {"queue": Arg(_name), "skills": Arg(_skills)}, shorthand="queue", check=_escalate_target
     ),
 }
-# Read by the loader itself: set_profile takes arbitrary field names, start_timer nests rules, stop is bare.
-STRUCTURED = ("set_profile", "start_timer", "stop")
+# Read by the loader itself: set_profile takes arbitrary field names, start_timer nests rules, stop
+# and no_route are bare.
+STRUCTURED = ("set_profile", "start_timer", "stop", "no_route")
 ACTION_NAMES = (*ACTIONS, *STRUCTURED)

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from schemas import Interaction
+from schemas.timestamps import rfc3339
 
 from .actions import Action, action_to_dict
 from .compiler import CompiledRule, Ruleset
@@ -157,6 +158,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return rfc3339(value)  # the API's one time format: UTC, ending in Z
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return str(value)

@@ -7,7 +7,17 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .actions import ACTION_NAMES, ACTIONS, Action, SetProfile, StartTimer, Stop, check_profile_value, suggest
+from .actions import (
+    ACTION_NAMES,
+    ACTIONS,
+    Action,
+    NoRoute,
+    SetProfile,
+    StartTimer,
+    Stop,
+    check_profile_value,
+    suggest,
+)
 from .conditions import Condition
 from .durations import parse_duration
 from .errors import SpecError
@@ -55,12 +65,27 @@ class ActionReader(NodeReader):
                 if arg is not None and self.scalar(arg) not in (None, True):
                     self.error(arg, "stop takes no arguments")
                 return [Stop()]
+            case "no_route":
+                return self.no_route(node, arg, depth)
             case "set_profile":
                 return self.set_profile(node, arg)
             case "start_timer":
                 timer = self.start_timer(node, arg, depth)
                 return [timer] if timer is not None else []
         return self.simple_action(name, node, arg)
+
+    def no_route(self, node: Node, arg: Node | None, depth: int) -> list[Action]:
+        if arg is not None and (not isinstance(arg, ScalarNode) or self.scalar(arg) not in (None, True)):
+            self.error(arg, "no_route takes no arguments (`- no_route`)")
+            return []
+        # Routing happens once, as the interaction is stored: later there is nothing left to keep from it.
+        if self.on_schedule:
+            self.error(node, "no_route keeps an arriving interaction from routing; scheduled rules have none")
+            return []
+        if depth > 0:
+            self.error(node, "no_route cannot wait for a timer: routing happens as the interaction arrives")
+            return []
+        return [NoRoute()]
 
     def keys_hint(self, node: Node) -> str:
         if isinstance(node, MappingNode):

@@ -6,7 +6,9 @@ import enum
 import uuid
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from .timestamps import Timestamp
 
 EVENT_SOURCE = "omnihub"
 
@@ -47,7 +49,7 @@ class CloudEvent(BaseModel):
     id: uuid.UUID
     type: str = Field(pattern=r"^[a-z_]+(\.[a-z_]+)+$")
     source: str = EVENT_SOURCE
-    time: AwareDatetime
+    time: Timestamp
     subject: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any] = Field(default_factory=dict)

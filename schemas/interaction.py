@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,6 +19,7 @@ from pydantic import (
 )
 
 from .identifiers import Identifier
+from .timestamps import Timestamp
 
 # Pydantic validation context key carrying the channel names the running hub accepts
 # (built-ins plus plugin adapters' channels).
@@ -163,8 +163,8 @@ class Interaction(_Model):
     provider_ref: Token | None = Field(
         None, description="The provider's id (Message-ID, MessageSid...); the dedupe key with channel and provider"
     )
-    occurred_at: AwareDatetime
-    received_at: AwareDatetime | None = None
+    occurred_at: Timestamp
+    received_at: Timestamp | None = None
     conversation_key: Annotated[str, StringConstraints(max_length=512)] | None = None
     sender: Party | None = None
     recipients: list[Party] = Field(default_factory=list, max_length=100)

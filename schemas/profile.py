@@ -9,9 +9,10 @@ import zoneinfo
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from .identifiers import Identifier
+from .timestamps import Timestamp
 
 # Consents are kept per (channel, purpose), written "channel:purpose", e.g. "sms:marketing".
 CONSENT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}:[a-z][a-z0-9_.-]{0,63}$")
@@ -23,7 +24,7 @@ class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     granted: bool
-    at: AwareDatetime | None = None
+    at: Timestamp | None = None
     source: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
@@ -31,7 +32,7 @@ class Rfm(BaseModel):
     """From POS transactions: recency in days since the last purchase, purchase count, amount spent."""
 
     recency_days: int | None = None
-    last_purchase_at: AwareDatetime | None = None
+    last_purchase_at: Timestamp | None = None
     frequency: int = 0
     monetary: float = 0.0
 
@@ -58,8 +59,8 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: uuid.UUID
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
+    created_at: Timestamp
+    updated_at: Timestamp
     version: int = 1
     display_name: str | None = None
     given_name: str | None = None
@@ -76,7 +77,7 @@ class Profile(BaseModel):
     attributes: dict[str, object] = Field(default_factory=dict)
     rfm: Rfm = Field(default_factory=Rfm)
     value_score: float | None = None
-    erased_at: AwareDatetime | None = None
+    erased_at: Timestamp | None = None
 
 
 class ProfilePatch(BaseModel):

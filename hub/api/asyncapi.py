@@ -8,6 +8,7 @@ from hub import keys
 from hub.access.auth import PUBLIC, requires
 from hub.broker.asyncapi import document
 from hub.broker.topology import Topology
+from hub.http_errors import json_response
 
 routes = web.RouteTableDef()
 
@@ -16,4 +17,4 @@ routes = web.RouteTableDef()
 @requires(PUBLIC)
 async def asyncapi(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
-    return web.json_response(document(Topology.from_settings(settings)))
+    return json_response(document(Topology.from_settings(settings)))

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,7 +14,8 @@ from hub.access import security_log
 from hub.access.auth import AUTHENTICATED, PUBLIC, Scope, credential, digest, principal, requires
 from hub.access.logins import AccountLocked, LoginThrottled, PasswordRejected
 from hub.api import openapi
-from hub.http_errors import error_response
+from hub.api.paging import encode_cursor, listing, page_request
+from hub.http_errors import error_response, json_response
 
 routes = web.RouteTableDef()
 
@@ -40,8 +43,8 @@ async def login(request: web.Request) -> web.Response:
         # The same answer for an unknown user, a wrong password and a disabled user.
         return error_response(401, "invalid_credentials", "unknown user or wrong password")
     token, expires_at, who = done
-    return web.json_response({"token": token, "expires_at": expires_at.isoformat(),
-                              "user": {"name": who.name, "role": who.role, "agent_id": who.agent_id}})
+    return json_response({"token": token, "expires_at": expires_at,
+                          "user": {"name": who.name, "role": who.role, "agent_id": who.agent_id}})
 
 
 @routes.post("/v1/auth/logout")
@@ -60,8 +63,8 @@ async def me(request: web.Request) -> web.Response:
     """Who the credentials belong to, with their role and scopes; `auth_enabled: false` on an open hub."""
     who = principal(request)
     if who is None:
-        return web.json_response({"auth_enabled": False})
-    return web.json_response({"auth_enabled": True, **who.view()})
+        return json_response({"auth_enabled": False})
+    return json_response({"auth_enabled": True, **who.view()})
 
 
 def throttled(exc: LoginThrottled) -> web.Response:
@@ -130,24 +133,21 @@ async def unlock(request: web.Request) -> web.Response:
 
 @routes.get("/v1/security/events")
 @requires(Scope.ADMIN)
+@openapi.lists("SecurityEvent")
 async def security_events(request: web.Request) -> web.Response:
-    """The security event log, newest first: `?username=`, `?limit=` (1-500, default 100), `?cursor=`."""
-    try:
-        limit = int(request.query.get("limit", "100"))
-        if not 1 <= limit <= 500:
-            raise ValueError
-    except ValueError:
-        return error_response(400, "invalid", "limit must be an integer from 1 to 500",
-                              [{"field": "limit", "message": "an integer from 1 to 500"}])
-    before = None
-    if "cursor" in request.query:
-        try:
-            before = security_log.before_id(request.query["cursor"])
-        except (ValueError, KeyError, TypeError):
-            return error_response(400, "invalid", "cursor is not one this list gave",
-                                  [{"field": "cursor", "message": "not a cursor from this list"}])
+    """The security event log, newest first: `?username=`. Paged (`limit`, `cursor`)."""
+    page = page_request(request, "security-events", _event_key)
+    before = page.after[0] if page.after is not None else None
     async with request.app[keys.ENGINE].connect() as conn:
-        rows, cursor = await security_log.page(conn, limit=limit, before=before,
+        rows, theirs = await security_log.page(conn, limit=page.limit, before=before,
                                                username=request.query.get("username"))
-    items = [{**row, "at": row["at"].isoformat().replace("+00:00", "Z")} for row in rows]
-    return web.json_response({"items": items, "next": cursor})
+    # The log's own cursor only says whether more follow: the answer's is the one every list hands out.
+    after = encode_cursor("security-events", [rows[-1]["id"]]) if theirs is not None else None
+    return json_response(listing(rows, after))
+
+
+def _event_key(key: list[Any]) -> tuple[int]:
+    (event_id,) = key
+    if isinstance(event_id, bool) or not isinstance(event_id, int):
+        raise TypeError("not an event id")
+    return (event_id,)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from hub import keys
 from hub.access.auth import Scope, requires
 from hub.api.openapi import body
-from hub.http_errors import error_response
+from hub.http_errors import error_response, json_response
 from hub.outbound.campaigns import CampaignRequest, create, stats, view_of
 from hub.outbound.messages import OutboundRefused
 from hub.storage.engine import writer
@@ -31,7 +32,7 @@ async def post_campaign(request: web.Request) -> web.Response:
         return error_response(exc.status, exc.error, f"{exc.field}: {exc.message}",
                               [{"field": exc.field, "message": exc.message}])
     request.app[keys.CAMPAIGNS].notify()
-    return web.json_response(view_of(row), status=201, headers={"Location": f"/v1/campaigns/{row['id']}"})
+    return json_response(_utc(view_of(row)), status=201, headers={"Location": f"/v1/campaigns/{row['id']}"})
 
 
 @routes.get("/v1/campaigns/{id}")
@@ -47,4 +48,10 @@ async def get_campaign(request: web.Request) -> web.Response:
         found = await conn.run_sync(stats, campaign_id, datetime.now(UTC))
     if found is None:
         return error_response(404, "not_found", "no such campaign")
-    return web.json_response(found)
+    return json_response(_utc(found))
+
+
+def _utc(view: dict[str, Any]) -> dict[str, Any]:
+    """hub.outbound.campaigns writes its times as isoformat text with the database's +00:00; read
+    back as datetimes, the answer writes them like every other time (RFC 3339, UTC, `Z`)."""
+    return {k: datetime.fromisoformat(v) if k.endswith("_at") and isinstance(v, str) else v for k, v in view.items()}

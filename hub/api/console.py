@@ -1,5 +1,5 @@
 """The agent console at `/console/` (DESIGN section 11): static files from hub/console/, served as
-they are. No build step: the browser runs the ES modules it is given.
+they are. No build step: the browser runs the ES modules it is given. `GET /` redirects here.
 
 The page talks only to this hub (the agent websocket and the REST API), so its Content-Security-
 Policy allows nothing but this origin: no CDN, no inline script, and customer text the page shows
@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hub.access.auth import PUBLIC, requires
+from hub.api import openapi
 from hub.http_errors import error_response
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -24,7 +25,8 @@ _TYPES = {
     ".svg": "image/svg+xml",
 }
 _HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    # blob: for attachments' images, fetched with the agent's token and shown from memory.
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
                                "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -42,6 +44,16 @@ def _file(name: str) -> web.StreamResponse:
     if content_type is None or name != path.name or name.startswith(".") or not path.is_file():
         return error_response(404, "not_found", f"no console file {name!r}")
     return web.FileResponse(path, headers={**_HEADERS, "Content-Type": content_type})
+
+
+@routes.get("/")
+@requires(PUBLIC)
+@openapi.answers(302, "to the agent console, /console/")
+async def root(request: web.Request) -> web.Response:
+    """Redirects a person to the agent console; the API is described at /v1/openapi.json.
+
+    A browser pointed at the hub lands on something useful rather than a JSON 404."""
+    raise web.HTTPFound("/console/", headers={"Link": '</v1/openapi.json>; rel="service-desc"'})
 
 
 @routes.get("/console")

@@ -1,7 +1,9 @@
-"""`POST /v1/interactions`: the generic inbound path for systems that have no adapter yet."""
+"""`POST /v1/interactions`, the generic inbound path for systems that have no adapter yet;
+`GET /v1/interactions/{id}` and its attachments' bytes, `GET /v1/interactions/{id}/attachments/{n}`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -10,6 +12,7 @@ from sqlalchemy import select
 
 from hub import keys
 from hub.access.auth import Scope, requires
+from hub.api import attachments, openapi
 from hub.api.confine import profile_refusal
 from hub.api.openapi import body
 from hub.http_errors import answer_for, answers_its_errors, error_response
@@ -59,6 +62,49 @@ async def post_interaction(request: web.Request) -> web.StreamResponse:
 @routes.get("/v1/interactions/{id}")
 @requires(Scope.INTERACTIONS_READ)
 async def get_interaction(request: web.Request) -> web.Response:
+    """One interaction as stored (its profile as it is now, after any merge)."""
+    found = await _readable(request)
+    if isinstance(found, web.Response):
+        return found
+    return web.Response(text=found.model_dump_json(exclude_none=True, by_alias=True),
+                        content_type="application/json")
+
+
+@routes.get("/v1/interactions/{id}/attachments/{n}")
+@requires(Scope.INTERACTIONS_READ)
+@openapi.answers(200, "the attachment's bytes, with Content-Type, Content-Length and Content-Disposition",
+                 {"*/*": {"schema": {"type": "string", "format": "binary"}}})
+async def get_attachment(request: web.Request) -> web.StreamResponse:
+    """One attachment's bytes: `n` counts from 0 in the interaction's `attachments`.
+
+    Served with its content type and file name: raster images inline, anything else as a download."""
+    found = await _readable(request)
+    if isinstance(found, web.Response):
+        return found
+    text = request.match_info["n"]
+    n = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 <= n < len(found.attachments):
+        have = f"attachments 0 to {len(found.attachments) - 1}" if found.attachments else "no attachments"
+        return error_response(404, "not_found", f"no attachment {text!r}: this interaction has {have}",
+                              [{"field": "n", "message": f"no such attachment; {have}"}])
+    attachment = found.attachments[n]
+    try:
+        path = request.app[keys.BLOBS].path_of(attachment.storage_ref or "")
+    except KeyError:
+        path = None
+    if path is None or not await asyncio.to_thread(path.is_file):
+        return error_response(404, "not_stored", f"attachment {n} was recorded without its bytes",
+                              [{"field": "n", "message": "no stored bytes for this attachment"}])
+    content_type = attachments.media_type(attachment.content_type)
+    name = attachments.file_name(attachment.filename, n)
+    return web.FileResponse(path, headers={
+        **attachments.HEADERS, "Content-Type": content_type,
+        "Content-Disposition": attachments.disposition(name, content_type)})
+
+
+async def _readable(request: web.Request) -> Interaction | web.Response:
+    """The interaction `{id}` names, or the answer refusing it: 400, 404, or 403 for an agent user
+    whose tasks are not about its customer (attachments are read under the same rule)."""
     try:
         interaction_id = uuid.UUID(request.match_info["id"])
     except ValueError:
@@ -72,7 +118,6 @@ async def get_interaction(request: web.Request) -> web.Response:
     if (refusal := await profile_refusal(request, row.profile_id)) is not None:  # an agent: its customers' only
         return refusal
     # The stored document carries the profile at ingest; merges since then re-point the column.
-    document = Interaction.model_validate_json(row.document)
+    document = Interaction.model_validate_json(row.document, context=request.app[keys.VALIDATION_CONTEXT])
     document.profile_id = row.profile_id
-    return web.Response(text=document.model_dump_json(exclude_none=True, by_alias=True),
-                        content_type="application/json")
+    return document

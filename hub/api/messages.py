@@ -19,7 +19,7 @@ from hub.access.auth import Scope, forbidden, requires, restricted_agent
 from hub.api.confine import profile_refusal
 from hub.api.openapi import body
 from hub.channels.runtime import channel_adapters
-from hub.http_errors import error_response
+from hub.http_errors import error_response, json_response
 from hub.outbound.messages import MessageRequest, OutboundRefused, accept
 from hub.storage.engine import writer
 from hub.storage.models import interactions
@@ -45,7 +45,7 @@ async def post_message(request: web.Request) -> web.Response:
         return error_response(exc.status, exc.error, f"{exc.field}: {exc.message}",
                               [{"field": exc.field, "message": exc.message}])
     request.app[keys.DISPATCHER].notify()
-    return web.json_response(_view(row), status=202 if created else 200,
+    return json_response(_view(row), status=202 if created else 200,
                              headers={"Location": f"/v1/messages/{row['id']}"})
 
 
@@ -62,7 +62,7 @@ async def get_message(request: web.Request) -> web.Response:
         return error_response(404, "not_found", "no such message")
     if (refusal := await profile_refusal(request, row["profile_id"])) is not None:
         return refusal
-    return web.json_response(_view(row))
+    return json_response(_view(row))
 
 
 async def _agent_may_send(request: web.Request, req: MessageRequest) -> web.Response | None:
@@ -90,10 +90,10 @@ def _view(row: Any) -> dict[str, Any]:
         "profile_id": _s(row["profile_id"]), "in_reply_to": _s(row["in_reply_to"]),
         "conversation_key": request.get("conversation_key"), "provider": row.get("provider"),
         "provider_ref": row.get("provider_ref"), "interaction_id": _s(row.get("interaction_id")),
-        "attempts": row["attempts"], "not_before": row["not_before"].isoformat() if row.get("not_before") else None,
+        "attempts": row["attempts"], "not_before": row.get("not_before"),
         "error": ({"code": row.get("error_code"), "message": row.get("error_message")}
                                                if row.get("error_code") else None),
-        "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
+        "created_at": row["created_at"], "updated_at": row["updated_at"],
     }
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from hub import keys
 from hub.access.auth import PUBLIC, requires
 from hub.broker import outbox_store as repo
+from hub.http_errors import json_response
 from schemas.export import json_schema
 
 routes = web.RouteTableDef()
@@ -18,7 +19,7 @@ routes = web.RouteTableDef()
 @routes.get("/healthz")
 @requires(PUBLIC)
 async def healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "alive"})
+    return json_response({"status": "alive"})
 
 
 @routes.get("/readyz")
@@ -55,6 +56,6 @@ async def readyz(request: web.Request) -> web.Response:
 async def schema(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     try:
-        return web.json_response(json_schema(name))
+        return json_response(json_schema(name))
     except KeyError:
         raise web.HTTPNotFound(reason="Unknown schema") from None

@@ -11,6 +11,7 @@ from aiohttp import web
 from hub import keys
 from hub.access.auth import Scope, requires
 from hub.broker import outbox_store as repo
+from hub.http_errors import json_response
 
 routes = web.RouteTableDef()
 
@@ -20,7 +21,7 @@ routes = web.RouteTableDef()
 async def outbox_summary(request: web.Request) -> web.Response:
     async with request.app[keys.ENGINE].connect() as conn:
         by_key = await repo.outbox_by_routing_key(conn)
-    return web.json_response({
+    return json_response({
         "broker": request.app[keys.RELAY].status(),
         "exchange": request.app[keys.SETTINGS].events_exchange,
         "pending": sum(counts["pending"] for counts in by_key.values()),

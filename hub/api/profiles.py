@@ -7,7 +7,6 @@ sync connection through run_sync, so the merge the API does is the one the inges
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,17 +20,16 @@ from hub import keys
 from hub.access.auth import Scope, requires
 from hub.api import openapi
 from hub.api.confine import profile_refusal
-from hub.http_errors import error_response
+from hub.api.paging import encode_cursor, listing, page_request
+from hub.http_errors import error_response, json_response
 from hub.profiles import store as repo
 from hub.profiles.segments import SEGMENTS, SegmentSet, refresh
 from hub.storage.engine import writer
-from schemas import parse_identifier
+from schemas import Interaction, parse_identifier
 from schemas.profile import Profile, ProfilePatch, Rfm
+from schemas.timestamps import rfc3339
 
 routes = web.RouteTableDef()
-
-_MAX_LIMIT = 200
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -82,14 +80,14 @@ def _etag(version: int) -> str:
 
 
 def _respond(row: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(_view(row), status=status, headers={"ETag": _etag(row["version"])})
+    return json_response(_view(row), status=status, headers={"ETag": _etag(row["version"])})
 
 
 def _moved(request: web.Request, survivor: uuid.UUID, suffix: str = "") -> web.Response:
     """A merged-away profile answers with where the customer lives now (301 for reads, 409 for writes)."""
     location = f"/v1/profiles/{survivor}{suffix}"
     status = 301 if request.method == "GET" else 409
-    return web.json_response({"error": "merged", "message": f"this profile was merged into {survivor}",
+    return json_response({"error": "merged", "message": f"this profile was merged into {survivor}",
                               "merged_into": str(survivor), "location": location},
                              status=status, headers={"Location": location})
 
@@ -113,18 +111,29 @@ async def _guard(request: web.Request, coro, suffix: str = "") -> Any:
 
 @routes.get("/v1/profiles/merge-suggestions")
 @requires(Scope.PROFILES_READ)
+@openapi.lists("MergeSuggestion")
 async def list_suggestions(request: web.Request) -> web.Response:
+    """Pairs of profiles the merge policy would not merge on its own, newest first. Paged (`limit`, `cursor`)."""
     if (refusal := await profile_refusal(request, None)) is not None:  # about profiles of any task
         return refusal
     state = request.query.get("state", "open")
     if state not in ("open", "merged", "dismissed"):
         return _field_error(422, "validation_failed", "state", "one of open, merged, dismissed")
-    try:
-        limit = _limit(request.query.get("limit"), 100)
-    except ValueError as exc:
-        return _field_error(422, "validation_failed", "limit", str(exc))
-    rows = await _read(request, repo.suggestions, state=state, limit=limit)
-    return web.json_response({"items": rows}, dumps=_dumps)
+    page = page_request(request, "merge-suggestions", _time_id_key)
+    rows, last = await _read(request, repo.suggestions, state=state, limit=page.limit, after=page.after)
+    return json_response(listing(rows, _cursor("merge-suggestions", last)))
+
+
+def _time_id_key(key: list[Any]) -> tuple[datetime, uuid.UUID]:
+    at, item_id = key
+    when = datetime.fromisoformat(at)
+    if when.tzinfo is None:
+        raise ValueError("cursor time has no offset")
+    return when, uuid.UUID(item_id)
+
+
+def _cursor(kind: str, last: tuple[datetime, uuid.UUID] | None) -> str | None:
+    return encode_cursor(kind, [rfc3339(last[0]), str(last[1])]) if last is not None else None
 
 
 @routes.get("/v1/profiles")
@@ -162,26 +171,19 @@ async def get_profile(request: web.Request) -> web.Response:
 
 @routes.get("/v1/profiles/{id}/timeline")
 @requires(Scope.PROFILES_READ)
+@openapi.lists(Interaction)
 async def get_timeline(request: web.Request) -> web.Response:
+    """The customer's interactions on every channel, newest first. Paged (`limit`, `cursor`)."""
     pid = _profile_id(request)
     if (refusal := await profile_refusal(request, pid)) is not None:
         return refusal
-    cursor = None
-    if "cursor" in request.query:
-        try:
-            cursor = repo.decode_cursor(request.query["cursor"])
-        except ValueError:
-            return _field_error(422, "validation_failed", "cursor", "not a cursor this hub handed out")
-    try:
-        limit = _limit(request.query.get("limit"), 50)
-    except ValueError as exc:
-        return _field_error(422, "validation_failed", "limit", str(exc))
+    page = page_request(request, "timeline", _time_id_key)
 
-    async def page() -> web.Response:
-        items, after = await _read(request, repo.timeline, pid, limit=limit, cursor=cursor)
-        return web.json_response({"items": items, "next_cursor": after}, dumps=_dumps)
+    async def read() -> web.Response:
+        items, last = await _read(request, repo.timeline, pid, limit=page.limit, after=page.after)
+        return json_response(listing(items, _cursor("timeline", last)))
 
-    return await _guard(request, page(), "/timeline")
+    return await _guard(request, read(), "/timeline")
 
 
 @routes.patch("/v1/profiles/{id}")
@@ -229,7 +231,7 @@ async def erase_profile(request: web.Request) -> web.Response:
     pid = _profile_id(request)
 
     async def run() -> web.Response:
-        return web.json_response(await _write(request, repo.erase, pid, now=_now()))
+        return json_response(await _write(request, repo.erase, pid, now=_now()))
 
     return await _guard(request, run())
 
@@ -245,7 +247,7 @@ async def merge_profiles(request: web.Request) -> web.Response:
         return _field_error(422, "validation_failed", "other", "a profile cannot be merged with itself")
 
     async def run() -> web.Response:
-        return web.json_response(await _write(request, repo.merge, pid, other, now=_now(), reason="api"))
+        return json_response(await _write(request, repo.merge, pid, other, now=_now(), reason="api"))
 
     return await _guard(request, run())
 
@@ -259,7 +261,7 @@ async def unmerge_profiles(request: web.Request) -> web.Response:
         return other
 
     async def run() -> web.Response:
-        return web.json_response(await _write(request, repo.unmerge, pid, other=other, now=_now()))
+        return json_response(await _write(request, repo.unmerge, pid, other=other, now=_now()))
 
     return await _guard(request, run())
 
@@ -273,15 +275,3 @@ async def _other(request: web.Request, *, required: bool) -> uuid.UUID | None | 
         return uuid.UUID(str(value))
     except ValueError:
         return _field_error(422, "validation_failed", "other", "not a UUID")
-
-
-def _limit(text: str | None, default: int) -> int:
-    if text is None:
-        return default
-    if not text.isdigit() or not 1 <= int(text) <= _MAX_LIMIT:
-        raise ValueError(f"an integer from 1 to {_MAX_LIMIT}")
-    return int(text)
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(data, default=str, ensure_ascii=False)

@@ -28,10 +28,12 @@ from hub.access.auth import Scope, principal, requires, restricted_agent
 from hub.access.sockets import CLOSE_CREDENTIALS_ENDED, WatchedSocket, origin_refusal
 from hub.api import openapi
 from hub.api.confine import not_self, task_holder
+from hub.api.paging import listing, page_of, page_request
 from hub.assignment import store as store
 from hub.assignment.router_service import RouterUnavailable, task_view
+from hub.assignment.task_views import iso_time
 from hub.channels import router_link
-from hub.http_errors import error_response
+from hub.http_errors import dumps, error_response, json_response
 from routing import (
     InvalidTransition,
     Presence,
@@ -41,10 +43,10 @@ from routing import (
     UnknownAgent,
     UnknownQueue,
     UnknownTask,
-    as_datetime,
 )
 
 log = logging.getLogger("omnihub.api.routing")
+_ACTIVE = {"type": "boolean", "description": "false while this hub is not the active router (the list is empty)"}
 routes = web.RouteTableDef()
 T = TypeVar("T")
 
@@ -85,10 +87,6 @@ class Frame(_Body):
     reason: str | None = Field(None, max_length=200)
 
 
-def _iso(seconds: float | None) -> str | None:
-    return as_datetime(seconds).isoformat() if seconds is not None else None
-
-
 async def _body(request: web.Request, model: type[_Body]) -> Any:
     raw = await request.read()
     return model.model_validate_json(raw or b"{}")
@@ -127,8 +125,8 @@ async def _task_op(request: web.Request, op: str, args: dict[str, Any], *, held:
         view = await _perform(request, op, {"task_id": task_id, **args})
     except (RoutingError, RouterUnavailable) as exc:
         body = await _refusal(request, exc, task_id)
-        return web.json_response(body, status=body.pop("status"))
-    return web.json_response(view)
+        return json_response(body, status=body.pop("status"))
+    return json_response(view)
 
 
 async def _perform(request: web.Request, op: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -203,17 +201,19 @@ async def cancel(request: web.Request) -> web.Response:
 
 @routes.get("/v1/tasks")
 @requires(Scope.TASKS)
+@openapi.lists("Task", active=_ACTIVE)
 async def list_tasks(request: web.Request) -> web.Response:
     """Live tasks in waiting-line order (priority, then time waited), optionally of one queue, state
     or agent: what a supervisor watches, how a restart is seen to keep the order, and what an agent
-    console that (re)connects reloads its held tasks from."""
+    console that (re)connects reloads its held tasks from. Paged (`limit`, `cursor`)."""
+    page = page_request(request, "tasks", _task_key_of)
     service = request.app[keys.ROUTER]
     # The router decides in memory (timers, presence changes) and writes at its next flush; flushed
     # first, a listing shows no offer or assignment that a crash could still take back.
     await service.flush()
     router = service.router
     if router is None:
-        return web.json_response({"tasks": [], "active": False})
+        return json_response(listing([], None, active=False))
     queue, state, agent = request.query.get("queue"), request.query.get("state"), request.query.get("agent_id")
     if (me := restricted_agent(request)) is not None:  # an agent user lists its own tasks only
         if agent is not None and (refusal := not_self(request, agent)) is not None:
@@ -222,10 +222,29 @@ async def list_tasks(request: web.Request) -> web.Response:
     if state is not None and state not in {s.value for s in TaskState}:
         return error_response(422, "validation_failed", f"unknown state {state!r}",
                               [{"field": "state", "message": f"one of {', '.join(TaskState)}"}])
-    live = sorted((t for t in router.tasks() if (queue is None or t.queue == queue)
-                   and (state is None or t.state == state) and (agent is None or t.agent_id == agent)),
-                  key=Task.order)
-    return web.json_response({"active": True, "tasks": [task_view(t) for t in live]})
+    live = (t for t in router.tasks() if (queue is None or t.queue == queue)
+            and (state is None or t.state == state) and (agent is None or t.agent_id == agent))
+    shown, after = page_of(live, _task_key, page, "tasks")
+    return json_response(listing([task_view(t) for t in shown], after, active=True))
+
+
+def _task_key(task: Task) -> tuple[int, float, int, str]:
+    return (*task.order(), task.id)
+
+
+def _task_key_of(key: list[Any]) -> tuple[int, float, int, str]:
+    priority, enqueued, seq, task_id = key
+    if not (isinstance(priority, int) and isinstance(enqueued, (int, float)) and isinstance(seq, int)
+            and isinstance(task_id, str)):
+        raise TypeError("not a task key")
+    return (priority, float(enqueued), seq, task_id)
+
+
+def _name_key_of(key: list[Any]) -> tuple[str]:
+    (name,) = key
+    if not isinstance(name, str):
+        raise TypeError("not a name")
+    return (name,)
 
 
 @routes.get("/v1/tasks/{id}")
@@ -244,37 +263,42 @@ async def get_task(request: web.Request) -> web.Response:
         return error_response(404, "not_found", "no such task")
     if (refusal := not_self(request, task.agent_id)) is not None:
         return refusal
-    return web.json_response(task_view(task))
+    return json_response(task_view(task))
 
 
 @routes.get("/v1/queues")
 @requires(Scope.ROUTING)
+@openapi.lists("Queue", active=_ACTIVE)
 async def list_queues(request: web.Request) -> web.Response:
+    """Each queue's config and live stats, by name. Paged (`limit`, `cursor`)."""
+    page = page_request(request, "queues", _name_key_of)
     service = request.app[keys.ROUTER]
     await service.flush()  # durable state only, as in list_tasks
     router = service.router
     if router is None:
-        return web.json_response({"queues": [], "active": False})
+        return json_response(listing([], None, active=False))
     stats = {s.queue: s.to_dict() for s in router.queue_stats()}
-    return web.json_response({"active": True, "queues": [
-        {"name": q.name, "config": q.model_dump(mode="json"), "stats": stats[q.name]} for q in router.queues()
-    ]})
+    shown, after = page_of(router.queues(), lambda q: (q.name,), page, "queues")
+    return json_response(listing([{"name": q.name, "config": q.model_dump(mode="json"), "stats": stats[q.name]}
+                                  for q in shown], after, active=True))
 
 
 @routes.get("/v1/agents")
 @requires(Scope.ROUTING)
+@openapi.lists("Agent", active=_ACTIVE)
 async def list_agents(request: web.Request) -> web.Response:
+    """Each agent's presence, idle since, capacity used and held tasks, by id. Paged (`limit`, `cursor`)."""
+    page = page_request(request, "agents", _name_key_of)
     service = request.app[keys.ROUTER]
     await service.flush()  # durable state only, as in list_tasks
     router = service.router
     if router is None:
-        return web.json_response({"agents": [], "active": False})
-    out = []
-    for state in router.agent_states():
-        agent = router.agent(state.id)
-        out.append({**state.to_dict(), "idle_since": _iso(state.idle_since), "skills": dict(agent.skills),
-                    "display_name": service.display_names.get(state.id)})
-    return web.json_response({"active": True, "agents": out})
+        return json_response(listing([], None, active=False))
+    shown, after = page_of(router.agent_states(), lambda a: (a.id,), page, "agents")
+    out = [{**state.to_dict(), "idle_since": iso_time(state.idle_since),
+            "skills": dict(router.agent(state.id).skills), "display_name": service.display_names.get(state.id)}
+           for state in shown]
+    return json_response(listing(out, after, active=True))
 
 
 @routes.post("/v1/agents/{id}/presence")
@@ -289,8 +313,8 @@ async def set_presence(request: web.Request) -> web.Response:
         view = await _perform(request, "presence", {"agent_id": agent_id, "presence": body.presence.value})
     except (RoutingError, RouterUnavailable) as exc:
         refusal = await _refusal(request, exc)
-        return web.json_response(refusal, status=refusal.pop("status"))
-    return web.json_response(view)
+        return json_response(refusal, status=refusal.pop("status"))
+    return json_response(view)
 
 
 @routes.get("/v1/agents/ws")
@@ -314,22 +338,22 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         agent, pending = await _greeting(request, agent_id)
     except (RoutingError, RouterUnavailable) as exc:
         refusal = await _refusal(request, exc)
-        await ws.send_json({"type": "error", **refusal})
+        await ws.send_str(dumps({"type": "error", **refusal}))
         await ws.close()
         return ws
     frames = service.subscribe(agent_id)
     sender = asyncio.create_task(_send_frames(ws, frames))
     watched = _watch(request, ws)
     try:
-        await ws.send_json({"type": "hello", "agent": agent})
+        await ws.send_str(dumps({"type": "hello", "agent": agent}))
         for frame in pending:
-            await ws.send_json(frame)
+            await ws.send_str(dumps(frame))
         async for msg in ws:
             if msg.type is not WSMsgType.TEXT:
                 continue
             if watched is not None and not await request.app[keys.AUTH].sockets.still_valid(watched):
                 break
-            await ws.send_json(await _handle_frame(request, agent_id, msg.data))
+            await ws.send_str(dumps(await _handle_frame(request, agent_id, msg.data)))
     finally:
         if watched is not None:
             request.app[keys.AUTH].sockets.unregister(watched)
@@ -352,7 +376,7 @@ async def _greeting(request: web.Request, agent_id: str) -> tuple[dict[str, Any]
     state = next((s for s in router.agent_states() if s.id == agent_id), None)
     if state is None:
         raise UnknownAgent(f"no agent {agent_id!r}")
-    return {**state.to_dict(), "idle_since": _iso(state.idle_since)}, await service.offer_frames(agent_id)
+    return {**state.to_dict(), "idle_since": iso_time(state.idle_since)}, await service.offer_frames(agent_id)
 
 
 def _watch(request: web.Request, ws: web.WebSocketResponse) -> WatchedSocket | None:
@@ -371,7 +395,7 @@ async def _send_frames(ws: web.WebSocketResponse, frames: asyncio.Queue[dict[str
     while not ws.closed:
         frame = await frames.get()
         try:
-            await ws.send_json(frame)
+            await ws.send_str(dumps(frame))
         except ConnectionError:
             return
 

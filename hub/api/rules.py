@@ -10,7 +10,7 @@ from aiohttp import web
 from hub import keys
 from hub.access.auth import Scope, requires
 from hub.automation.runtime import NoRulesDir, clock_of, reload_rules
-from hub.http_errors import error_response
+from hub.http_errors import error_response, json_response
 from rules import RulesError, SampleError, evaluate, loads_ruleset, parse_sample
 from schemas import CHANNELS_KEY
 
@@ -22,7 +22,7 @@ def _issues_response(exc: RulesError, message: str, running: str | None) -> web.
     fields = [{"field": f"{i.file}:{i.line}", "message": str(i)} for i in exc.issues]
     body: dict[str, Any] = {"error": "rules_invalid", "message": message, "issues": issues,
                             "fields": fields, "running_version": running}
-    return web.json_response(body, status=422)
+    return json_response(body, status=422)
 
 
 @routes.post("/v1/rules/reload")
@@ -37,7 +37,7 @@ async def post_reload(request: web.Request) -> web.Response:
         return error_response(409, "no_rules_dir", str(exc), [{"field": "rules_dir", "message": str(exc)}])
     except RulesError as exc:
         return _issues_response(exc, f"{len(exc.issues)} error(s); the running rules ({version}) stay", version)
-    return web.json_response({
+    return json_response({
         "version": ruleset.version, "previous_version": version, "rules": len(ruleset.rules),
         "files": list(ruleset.files), "timezone": ruleset.timezone, "warnings": ruleset.warnings,
     })
@@ -86,5 +86,5 @@ async def post_test(request: web.Request) -> web.Response:
         + "".join(f"; because {f}" for f in t.failures)
         for t in result.trace
     ]
-    return web.json_response(body, dumps=lambda obj: json.dumps(obj, ensure_ascii=False, default=str))
+    return json_response(body)
 

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.assignment import store as store
-from hub.assignment.task_views import _iso, _jsonable, task_view
+from hub.assignment.task_views import _jsonable, iso_time, task_view
 from hub.settings import RoutingSettings
 from hub.storage.routing_models import agents as agent_rows
 from hub.storage.routing_models import tasks as task_rows
@@ -194,7 +194,7 @@ def _stored_agent(conn: Connection, agent_id: str) -> tuple[dict[str, Any], list
         return None
     held = [store.task_from_row(r) for r in conn.execute(
         select(task_rows).where(task_rows.c.agent_id == agent_id, task_rows.c.state.in_(store.LIVE))).mappings()]
-    agent = {"id": row["id"], "presence": row["presence"], "idle_since": _iso(row["idle_since"].timestamp())
+    agent = {"id": row["id"], "presence": row["presence"], "idle_since": iso_time(row["idle_since"].timestamp())
              if row["idle_since"] else None, "missed_in_row": row["missed_in_row"],
              "tasks": {t.id: t.state.value for t in held}, "skills": json.loads(row["skills"] or "{}")}
     offered = [t for t in held if t.state is TaskState.OFFERED]
@@ -207,7 +207,7 @@ def _offer_frame(task: Task, summaries: dict[str, dict[str, Any]], expires_at: f
         "type": "offer", "task_id": task.id, "channel": task.channel, "queue": task.queue,
         "priority": task.priority, "profile_id": task.profile_id,
         "interaction": summaries.get(task.interaction_id or "", {"id": task.interaction_id}),
-        "expires_at": _iso(expires_at),
+        "expires_at": iso_time(expires_at),
         # Also relative: a console counts down on its own clock, which may not agree with ours.
         "expires_in_s": None if expires_at is None else max(0.0, round(expires_at - time.time(), 1)),
     }

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 from pathlib import Path
 
 REF_PREFIX = "blob:sha256:"
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class FileBlobStore:
@@ -25,10 +27,16 @@ class FileBlobStore:
     async def put(self, data: bytes) -> str:
         return await asyncio.to_thread(self._put, data)
 
-    async def get(self, ref: str) -> bytes:
-        if not ref.startswith(REF_PREFIX):
+    def path_of(self, ref: str) -> Path:
+        """Where the blob `ref` lives; KeyError for anything but a ref this store hands out (a
+        storage_ref comes in with the interaction, so it may be any text: never a path to follow)."""
+        digest = ref.removeprefix(REF_PREFIX)
+        if not ref.startswith(REF_PREFIX) or not _DIGEST.fullmatch(digest):
             raise KeyError(ref)
-        return await asyncio.to_thread(self.path_for(ref.removeprefix(REF_PREFIX)).read_bytes)
+        return self.path_for(digest)
+
+    async def get(self, ref: str) -> bytes:
+        return await asyncio.to_thread(self.path_of(ref).read_bytes)
 
     def _put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hub.assignment.router_service import RouterService, RouterUnavailable, task_view
+from hub.assignment.task_views import iso_time
 from hub.channels.peers import NoPeerAnswered, Peers
 from routing import (
     Agent,
@@ -35,7 +36,6 @@ from routing import (
     UnknownAgent,
     UnknownQueue,
     UnknownTask,
-    as_datetime,
 )
 
 log = logging.getLogger("omnihub.peers")
@@ -66,8 +66,7 @@ def view(result: Task | Agent) -> dict[str, Any]:
     """What the API answers: a task's view, or an agent's presence."""
     if isinstance(result, Task):
         return task_view(result)
-    idle = as_datetime(result.idle_since).isoformat() if result.idle_since is not None else None
-    return {"id": result.id, "presence": result.presence.value, "idle_since": idle}
+    return {"id": result.id, "presence": result.presence.value, "idle_since": iso_time(result.idle_since)}
 
 
 async def perform(service: RouterService, peers: Peers, op: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -37,20 +37,26 @@ export const session = {
   },
 };
 
-export async function request(method, path, body) {
-  const init = { method, headers: { Accept: "application/json" } };
+const url = (path) => new URL(path.replace(/^\//, ""), base);
+const seg = encodeURIComponent;
+
+async function send(method, path, init) {
   const token = session.token();
   if (token) init.headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
   let response;
   try {
-    response = await fetch(new URL(path.replace(/^\//, ""), base), init);
+    response = await fetch(url(path), { method, ...init });
   } catch (err) {
     throw new ApiError(0, { error: "network_error", message: `the hub did not answer (${err.message})` });
   }
+  if (response.status === 401 && path !== "/v1/auth/login") {
+    session.clear();
+    onUnauthorized();
+  }
+  return response;
+}
+
+async function failure(response) {
   const text = await response.text();
   let data = null;
   try {
@@ -58,29 +64,61 @@ export async function request(method, path, body) {
   } catch {
     data = null;
   }
-  if (response.status === 401 && path !== "/v1/auth/login") {
-    session.clear();
-    onUnauthorized();
-  }
-  if (!response.ok) {
-    throw new ApiError(response.status, data && typeof data === "object" ? data : { message: text.slice(0, 200) });
-  }
-  return data;
+  return new ApiError(response.status, data && typeof data === "object" ? data : { message: text.slice(0, 200) });
 }
 
-const seg = encodeURIComponent;
+export async function request(method, path, body) {
+  const init = { headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await send(method, path, init);
+  if (!response.ok) throw await failure(response);
+  const text = await response.text();
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return null;
+  }
+}
+
+// Bytes (an attachment) rather than JSON: fetched with the token like every call, so a hub with
+// auth enabled serves them too (an <img src> or a plain link would carry no Authorization header).
+export async function download(path) {
+  const response = await send("GET", path, { headers: {} });
+  if (!response.ok) throw await failure(response);
+  return response.blob();
+}
+
+// Every item of a list the hub pages (`{"items": [...], "next": cursor}`), following `next`.
+async function everything(path) {
+  const items = [];
+  let cursor = null;
+  let summary = null;
+  do {
+    const join = path.includes("?") ? "&" : "?";
+    const page = await request("GET", `${path}${join}limit=200${cursor ? `&cursor=${seg(cursor)}` : ""}`);
+    summary = page;
+    items.push(...page.items);
+    cursor = page.next;
+  } while (cursor);
+  return { ...summary, items, next: null };
+}
 
 export const api = {
   me: () => request("GET", "/v1/auth/me"),
   login: (username, password) => request("POST", "/v1/auth/login", { username, password }),
   logout: () => request("POST", "/v1/auth/logout"),
   setPresence: (agent, presence) => request("POST", `/v1/agents/${seg(agent)}/presence`, { presence }),
-  heldTasks: (agent) => request("GET", `/v1/tasks?agent_id=${seg(agent)}`),
+  heldTasks: (agent) => everything(`/v1/tasks?agent_id=${seg(agent)}`),
   accept: (task, agent) => request("POST", `/v1/tasks/${seg(task)}/accept`, { agent_id: agent }),
   decline: (task, agent, reason) => request("POST", `/v1/tasks/${seg(task)}/decline`, { agent_id: agent, reason }),
   wrapup: (task, body) => request("POST", `/v1/tasks/${seg(task)}/wrapup`, body),
   complete: (task, body) => request("POST", `/v1/tasks/${seg(task)}/complete`, body),
   interaction: (id) => request("GET", `/v1/interactions/${seg(id)}`),
+  attachmentUrl: (id, n) => url(`/v1/interactions/${seg(id)}/attachments/${n}`).href,
+  attachment: (id, n) => download(`/v1/interactions/${seg(id)}/attachments/${n}`),
   profile: (id) => request("GET", `/v1/profiles/${seg(id)}`),
   timeline: (id, cursor) =>
     request("GET", `/v1/profiles/${seg(id)}/timeline?limit=20${cursor ? `&cursor=${seg(cursor)}` : ""}`),

@@ -21,7 +21,7 @@ const state = {
   summaries: new Map(), // interaction id -> {sender, text} from offers, for the task list
   names: new Map(), // profile id -> the customer's name (an SMS or a call carries none of its own)
   selected: null,
-  detail: null, // {taskId, interaction, cursor}
+  detail: null, // {taskId, interaction, cursor, objectUrls}
   drafts: new Map(), // task id -> reply text not sent yet
 };
 
@@ -173,7 +173,7 @@ async function onHello(frame) {
   const held = await attempt("Loading your tasks", () => api.heldTasks(state.agent));
   if (!held) return;
   if (held.active === false) showError("Routing", { message: "routing is not active on this hub" });
-  state.tasks = new Map(held.tasks.filter((t) => HELD.has(t.state)).map((t) => [t.id, t]));
+  state.tasks = new Map(held.items.filter((t) => HELD.has(t.state)).map((t) => [t.id, t]));
   if (state.selected && !state.tasks.has(state.selected)) select(null);
   renderTasks();
 }
@@ -278,6 +278,7 @@ function renderSummary() {
 
 function select(taskId) {
   if (state.selected) state.drafts.set(state.selected, $("#reply-text").value);
+  for (const objectUrl of state.detail?.objectUrls || []) URL.revokeObjectURL(objectUrl);
   state.selected = taskId;
   renderTasks();
   const task = taskId ? state.tasks.get(taskId) : null;
@@ -286,7 +287,7 @@ function select(taskId) {
     state.detail = null;
     return;
   }
-  state.detail = { taskId, interaction: null, cursor: null };
+  state.detail = { taskId, interaction: null, cursor: null, objectUrls: [] };
   const who = customer(state.summaries.get(task.interaction_id)?.sender, task.profile_id);
   $("#detail-title").textContent = `Task: ${who || "customer"}`;
   renderSummary();
@@ -308,7 +309,7 @@ async function loadDetail(task) {
       state.detail.interaction = doc;
       state.summaries.set(doc.id, { sender: doc.sender?.display_name, text: doc.content?.text });
       renderTasks();
-      $("#interaction .body").replaceChildren(...interactionView(doc));
+      $("#interaction .body").replaceChildren(...interactionView(doc, attachmentFiles(doc.id)));
       const subject = $("#reply-subject");
       subject.hidden = task.channel !== "email";
       subject.value = doc.subject ? (/^re:/i.test(doc.subject) ? doc.subject : `Re: ${doc.subject}`) : "";
@@ -329,6 +330,34 @@ async function loadDetail(task) {
   await Promise.all(jobs);
 }
 
+// Attachments come with the agent's token (an <img src> would carry none), then show from memory.
+function attachmentFiles(interactionId) {
+  const detail = state.detail;
+  const fetchUrl = async (n) => {
+    const blob = await api.attachment(interactionId, n);
+    const objectUrl = URL.createObjectURL(blob);
+    detail.objectUrls.push(objectUrl);
+    return objectUrl;
+  };
+  return {
+    url: (n) => api.attachmentUrl(interactionId, n),
+    image: (n, img) => {
+      attempt("Loading an attachment", () => fetchUrl(n)).then((objectUrl) => {
+        if (objectUrl) img.src = objectUrl;
+      });
+    },
+    open: async (event, n, name) => {
+      event.preventDefault();
+      const objectUrl = await attempt(`Downloading ${name}`, () => fetchUrl(n));
+      if (!objectUrl) return;
+      const link = h("a", { href: objectUrl, download: name, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    },
+  };
+}
+
 async function loadTimeline(task, cursor) {
   const page = await attempt("Loading the history", () => api.timeline(task.profile_id, cursor));
   if (!page || !state.detail || state.detail.taskId !== task.id) return;
@@ -336,8 +365,8 @@ async function loadTimeline(task, cursor) {
   const items = page.items.map((doc) => timelineItem(doc, task.interaction_id));
   if (cursor) list.append(...items);
   else list.replaceChildren(...items);
-  state.detail.cursor = page.next_cursor;
-  $("#older").hidden = !page.next_cursor;
+  state.detail.cursor = page.next;
+  $("#older").hidden = !page.next;
 }
 
 // --- reply ---

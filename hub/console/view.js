@@ -65,7 +65,35 @@ export function taskItem(task, name, selected, onSelect) {
       h("span", { class: "who" }, who)));
 }
 
-export function interactionView(doc) {
+// Raster images show inline (as the hub serves them); anything else is a file to download.
+const INLINE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"]);
+
+function size(bytes) {
+  if (bytes == null) return "";
+  if (bytes < 1024) return `${bytes} B`;
+  return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// The interaction's attachments: `files.url(n)` is attachment n's address, `files.image(n, img)`
+// fills an image, `files.open(event, n, name)` opens a file (both fetch with the agent's token).
+function attachmentList(attachments, files) {
+  const items = attachments.map((a, n) => {
+    const name = a.filename || `attachment-${n}`;
+    const type = (a.content_type || "").split(";")[0].trim().toLowerCase();
+    if (INLINE_TYPES.has(type)) {
+      const img = h("img", { class: "attachment-image", alt: name, dataset: { n: String(n) } });
+      files.image(n, img);
+      return h("li", {}, h("figure", {}, img, h("figcaption", {}, name)));
+    }
+    return h("li", {},
+      h("a", { class: "attachment-file", href: files.url(n), download: name, onclick: (e) => files.open(e, n, name) },
+        name),
+      h("span", { class: "muted" }, ` ${a.content_type || "file"} · ${size(a.size)}`));
+  });
+  return h("ul", { class: "plain attachments", "aria-label": "Attachments" }, items);
+}
+
+export function interactionView(doc, files) {
   const sender = doc.sender || {};
   const ids = (sender.identifiers || []).map((i) => `${i.type} ${i.value}`).join(", ");
   const content = doc.content || {};
@@ -77,9 +105,7 @@ export function interactionView(doc) {
       doc.subject ? field("Subject", doc.subject) : null,
       doc.tags && doc.tags.length ? field("Tags", ...doc.tags.map((t) => badge(t, "tag"))) : null),
     h("blockquote", { class: "message" }, content.text || (content.html ? "(HTML message)" : "(no text)")),
-    doc.attachments && doc.attachments.length
-      ? h("p", { class: "muted" }, `Attachments: ${doc.attachments.map((a) => a.filename || a.content_type).join(", ")}`)
-      : null,
+    doc.attachments && doc.attachments.length ? attachmentList(doc.attachments, files) : null,
   ].filter(Boolean);
 }
 

@@ -30,7 +30,7 @@ class Readback:
 
 async def read_back(http: aiohttp.ClientSession, base_url: str) -> Readback:
     profile = await _get(http, base_url, f"/v1/profiles?identifier={quote('phone:' + CUSTOMER_PHONE)}")
-    timeline = (await _get(http, base_url, f"/v1/profiles/{profile['id']}/timeline"))["items"]
+    timeline = await _all(http, base_url, f"/v1/profiles/{profile['id']}/timeline")
     tasks = await _routed(http, base_url, {item["id"] for item in timeline})
     outbox = await _quiet_outbox(http, base_url)
     ready = await _get(http, base_url, "/readyz")
@@ -41,7 +41,7 @@ async def _routed(http: aiohttp.ClientSession, base_url: str, interaction_ids: s
     """The tasks of these interactions once each has one and none waits for an offer (or the wait ends)."""
     deadline = time.monotonic() + _ROUTING_WAIT_S
     while True:
-        live = (await _get(http, base_url, "/v1/tasks"))["tasks"]
+        live = await _all(http, base_url, "/v1/tasks")
         ours = [task for task in live if task["interaction_id"] in interaction_ids]
         settled = {t["interaction_id"] for t in ours} == interaction_ids and all(
             t["state"] != "waiting" for t in ours)
@@ -62,6 +62,18 @@ async def _quiet_outbox(http: aiohttp.ClientSession, base_url: str) -> dict[str,
         if after["routing_keys"] == before["routing_keys"] or time.monotonic() > deadline:
             return after
         before = after
+
+
+async def _all(http: aiohttp.ClientSession, base_url: str, path: str) -> list[dict[str, Any]]:
+    """Every item of a list the hub pages (`{"items": [...], "next": cursor}`), following `next`."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await _get(http, base_url, f"{path}?limit=200" + (f"&cursor={quote(cursor)}" if cursor else ""))
+        items.extend(page["items"])
+        cursor = page["next"]
+        if cursor is None:
+            return items
 
 
 async def _get(http: aiohttp.ClientSession, base_url: str, path: str) -> dict[str, Any]:

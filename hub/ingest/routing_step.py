@@ -4,6 +4,10 @@ It runs inside the ingest unit of work, after the rules step: the task row and i
 event are written in the interaction's own transaction, so a 2xx means the task is durable. The
 task is committed in state `new`; the live router (hub.assignment.router_service) picks it up after the commit.
 
+Only the kinds `routing.kinds` lists (messages and calls by default) become tasks: a POS sale, an
+imported record or a bounce is history for the timeline, not work for an agent. A rule's `no_route`
+keeps any one interaction from routing, over every `route` and the default queue.
+
 One conversation, one task: a message in a conversation that already has an open task (new,
 waiting, offered or assigned) joins it rather than making another, so a customer who sends five
 lines in a row is one offer, not five. That check is the one read this step makes, in its write.
@@ -26,8 +30,9 @@ from hub.settings import RoutingSettings
 from hub.storage import batch as store
 from hub.storage.models import outbox
 from hub.storage.routing_models import tasks
-from rules.actions import Route
+from rules.actions import NoRoute, Route
 from schemas import Direction, EventType
+from schemas.timestamps import rfc3339
 
 log = logging.getLogger("omnihub.routing")
 
@@ -50,10 +55,13 @@ class RoutingStep:
     def __init__(self, config: RoutingSettings) -> None:
         self._config = config
         self._queues = frozenset(q.name for q in config.queues)
+        self._kinds = config.kinds
 
     def __call__(self, ctx: IngestContext) -> None:
         item = ctx.interaction
-        if not self._queues or item.direction is not Direction.INBOUND:
+        if not self._queues or item.direction is not Direction.INBOUND or item.kind not in self._kinds:
+            return
+        if any(isinstance(a, NoRoute) for a in ctx.actions):
             return
         route = next((a for a in ctx.actions if isinstance(a, Route)), None)
         queue = route.queue if route is not None else self._config.default_queue
@@ -87,7 +95,7 @@ def task_created_data(row: Mapping[str, Any]) -> dict[str, Any]:
         "profile_id": str(row["profile_id"]) if row["profile_id"] else None, "channel": row["channel"],
         "queue": row["queue"], "priority": row["priority"],
         "required_skills": json.loads(row["required_skills"]), "preferred_agent": row["preferred_agent"],
-        "state": "waiting", "enqueued_at": row["enqueued_at"].isoformat(),
+        "state": "waiting", "enqueued_at": rfc3339(row["enqueued_at"]),
     }
 
 

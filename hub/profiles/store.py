@@ -7,7 +7,6 @@ events a change emits go to the outbox in that same transaction.
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import datetime
@@ -20,6 +19,7 @@ from hub.storage import batch as store
 from hub.storage.models import identifiers, interactions, merge_suggestions, outbox, profile_merges, profiles
 from hub.storage.outbound_models import messages
 from schemas import EventType, OmnihubError
+from schemas.timestamps import rfc3339
 
 
 class ProfileError(OmnihubError):
@@ -93,37 +93,32 @@ def find_by_identifier(conn: Connection, key: tuple[str, str]) -> uuid.UUID | No
 
 
 # --- timeline ---
-def encode_cursor(occurred_at: datetime, iid: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(f"{occurred_at.isoformat()}|{iid}".encode()).decode().rstrip("=")
+TimelineKey = tuple[datetime, uuid.UUID]  # (occurred_at, interaction id): the timeline's order, newest first
 
 
-def decode_cursor(text: str) -> tuple[datetime, uuid.UUID]:
-    """Raises ValueError for a cursor this hub did not hand out."""
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    at, _, iid = raw.partition("|")
-    when = datetime.fromisoformat(at)
-    if when.tzinfo is None:
-        raise ValueError("cursor time has no offset")
-    return when, uuid.UUID(iid)
-
-
-def timeline(conn: Connection, pid: uuid.UUID, *, limit: int, cursor: tuple[datetime, uuid.UUID] | None
-             ) -> tuple[list[dict[str, Any]], str | None]:
-    """The profile's interactions on every channel, newest first; keyset paging on (occurred_at, id)."""
+def timeline(conn: Connection, pid: uuid.UUID, *, limit: int, after: TimelineKey | None
+             ) -> tuple[list[dict[str, Any]], TimelineKey | None]:
+    """The profile's interactions on every channel, newest first, keyset-paged on (occurred_at, id):
+    a page of documents, and the key of its last one when more follow (None: the last page)."""
     live(conn, pid, allow_erased=True)
     c = interactions.c
     query = select(c.id, c.occurred_at, c.document).where(c.profile_id == pid)
-    if cursor is not None:
-        at, iid = cursor
+    if after is not None:
+        at, iid = after
         query = query.where(or_(c.occurred_at < at, and_(c.occurred_at == at, c.id < iid)))
     rows = conn.execute(query.order_by(c.occurred_at.desc(), c.id.desc()).limit(limit + 1)).all()
     items = []
     for row in rows[:limit]:
         document = json.loads(row.document)
         document["profile_id"] = str(pid)  # merges since ingest re-point the column, not the document
+        # Documents stored before times were kept in UTC carry the sender's offset: as datetimes,
+        # the answer writes them in UTC like every other time.
+        document["occurred_at"] = row.occurred_at
+        if isinstance(document.get("received_at"), str):
+            document["received_at"] = datetime.fromisoformat(document["received_at"])
         items.append(document)
     more = len(rows) > limit
-    return items, encode_cursor(rows[limit - 1].occurred_at, rows[limit - 1].id) if more else None
+    return items, (rows[limit - 1].occurred_at, rows[limit - 1].id) if more else None
 
 
 # --- update ---
@@ -229,11 +224,21 @@ def unmerge(conn: Connection, pid: uuid.UUID, *, other: uuid.UUID | None, now: d
     return data
 
 
-def suggestions(conn: Connection, *, state: str, limit: int) -> list[dict[str, Any]]:
+SuggestionKey = tuple[datetime, uuid.UUID]  # (created_at, id): newest first
+
+
+def suggestions(conn: Connection, *, state: str, limit: int, after: SuggestionKey | None = None
+                ) -> tuple[list[dict[str, Any]], SuggestionKey | None]:
+    """Merge suggestions in `state`, newest first, keyset-paged like the timeline."""
     c = merge_suggestions.c
-    rows = conn.execute(select(merge_suggestions).where(c.state == state)
-                        .order_by(c.created_at.desc(), c.id).limit(limit)).mappings()
-    return [{**r, "identifiers": json.loads(r["identifiers"])} for r in rows]
+    query = select(merge_suggestions).where(c.state == state)
+    if after is not None:
+        at, sid = after
+        query = query.where(or_(c.created_at < at, and_(c.created_at == at, c.id < sid)))
+    rows = conn.execute(query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)).mappings().all()
+    items = [{**r, "identifiers": json.loads(r["identifiers"])} for r in rows[:limit]]
+    more = len(rows) > limit
+    return items, (rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if more else None
 
 
 # --- erasure ---
@@ -274,7 +279,7 @@ def erase(conn: Connection, pid: uuid.UUID, *, now: datetime) -> dict[str, Any]:
               for seq, body in conn.execute(select(o.seq, o.body).where(o.subject.in_([str(i) for i in ids])))]
     if bodies:
         conn.execute(update(outbox).where(o.seq == bindparam("b_seq")).values(body=bindparam("b_body")), bodies)
-    data = {"profile_id": str(pid), "erased_at": now.isoformat(), "merged_ids": [str(i) for i in ids if i != pid],
+    data = {"profile_id": str(pid), "erased_at": rfc3339(now), "merged_ids": [str(i) for i in ids if i != pid],
             "identifiers_dropped": dropped, "interactions_scrubbed": len(scrubbed)}
     _emit(conn, EventType.PROFILE_ERASED, pid, now, data)
     return data

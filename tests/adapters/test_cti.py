@@ -54,7 +54,7 @@ async def test_an_answered_call_is_one_interaction_with_its_agent_and_talk_time(
     assert (call["channel"], call["kind"], call["provider"], call["provider_ref"]) == ("voice", "call", "cti",
                                                                                        "pbx-0001")
     assert call["call"] == {"from": CUSTOMER, "to": "+8225550100", "status": "ringing"}
-    assert call["occurred_at"] == "2026-11-23T10:00:00+09:00"  # when the call started, as the PBX said
+    assert call["occurred_at"] == "2026-11-23T01:00:00Z"  # when the call started, as the PBX said (10:00 in Seoul)
 
     answered = await send(hub, cti_event("call_answered", time="2026-11-23T10:00:12+09:00", agent_extension="201"))
     ended = await send(hub, cti_event("call_ended", time="2026-11-23T10:03:47+09:00", disposition="answered",

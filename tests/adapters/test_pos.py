@@ -110,7 +110,7 @@ async def test_default_currency_and_local_times_come_from_the_config(aiohttp_cli
     answer = await (await post(hub, payload)).json()
     stored = await (await hub.get(f"/v1/interactions/{answer['id']}")).json()
     assert stored["transaction"]["currency"] == "JPY"
-    assert stored["occurred_at"] == "2026-11-20T12:00:00+09:00"  # noon in Tokyo, as the till meant
+    assert stored["occurred_at"] == "2026-11-20T03:00:00Z"  # noon in Tokyo, as the till meant (answered in UTC)
 
 
 # --- retries and replays ---

@@ -322,9 +322,9 @@ async def routed_hub(aiohttp_client, make_settings, tmp_path):
 
 async def call_task(hub) -> dict:
     async def one() -> bool:
-        return len((await (await hub.get("/v1/tasks")).json())["tasks"]) == 1
+        return len((await (await hub.get("/v1/tasks")).json())["items"]) == 1
     await eventually(one)
-    [task] = (await (await hub.get("/v1/tasks")).json())["tasks"]
+    [task] = (await (await hub.get("/v1/tasks")).json())["items"]
     return task
 
 

@@ -1,15 +1,22 @@
 """The agent console in a real browser against a real hub: a customer's text is offered to the
 agent, who accepts it, sees who the customer is and what they said before on other channels,
 answers on the same channel, and completes the task; a declined offer goes back to the line; a
-refusal from the API is shown on the page."""
+refusal from the API is shown on the page; a photo the customer sent shows in the page and a
+document downloads."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import struct
 import uuid
+import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+
+from hub import keys
 
 from .conftest import AGENT_PASSWORD, AGENT_USER, LiveHub
 
@@ -63,7 +70,7 @@ def test_offer_accept_history_reply_and_complete(page, hub):
 
     offer.get_by_role("button", name="Accept").click()
     expect(offer_card(page)).to_have_count(0)
-    [task] = hub.get("/v1/tasks?agent_id=kim")["tasks"]
+    [task] = hub.get("/v1/tasks?agent_id=kim")["items"]
     assert task["state"] == "assigned"
 
     customer = page.locator("#profile")
@@ -92,10 +99,10 @@ def test_offer_accept_history_reply_and_complete(page, hub):
     page.get_by_role("button", name="Complete").click()
     expect(page.locator("#notice")).to_have_text("Task completed (resolved)")
     expect(page.locator("#tasks li")).to_have_count(0)
-    assert hub.get("/v1/tasks?agent_id=kim")["tasks"] == []
+    assert hub.get("/v1/tasks?agent_id=kim")["items"] == []
     status, body = hub.call("POST", f"/v1/tasks/{task['id']}/complete", {})
     assert (status, body["state"]) == (409, "completed")  # the hub keeps it completed
-    [kim] = hub.get("/v1/agents")["agents"]
+    [kim] = hub.get("/v1/agents")["items"]
     assert kim["used"] == 0 and kim["presence"] == "available"
 
 
@@ -107,7 +114,7 @@ def test_a_declined_offer_goes_back_to_the_line(page, hub):
     offer.get_by_role("button", name="Decline").click()
     expect(offer_card(page)).to_have_count(0)
     expect(page.locator("#notice")).to_contain_text("Offer declined")
-    [task] = hub.get("/v1/tasks")["tasks"]
+    [task] = hub.get("/v1/tasks")["items"]
     assert (task["state"], task["agent_id"]) == ("waiting", None)
 
 
@@ -190,7 +197,7 @@ def test_with_auth_an_agent_logs_in_takes_an_offer_and_logs_out(page, hub):
     expect(offer).to_contain_text("Is my order ready?")
     offer.get_by_role("button", name="Accept").click()
     expect(offer_card(page)).to_have_count(0)
-    [task] = hub.get("/v1/tasks?agent_id=kim")["tasks"]
+    [task] = hub.get("/v1/tasks?agent_id=kim")["items"]
     assert task["state"] == "assigned"
     expect(page.locator("#profile")).to_contain_text(CUSTOMER)  # its own task's customer
     expect(page.locator("#timeline")).to_contain_text("Is my order ready?")
@@ -204,3 +211,50 @@ def test_with_auth_an_agent_logs_in_takes_an_offer_and_logs_out(page, hub):
     assert status == 401  # the session is over at the hub too
     page.reload()
     expect(login).to_be_visible()
+
+
+def png(width: int = 3, height: int = 2) -> bytes:
+    """A real (red) PNG the browser decodes, so the page can be seen to show it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("hub", [{"auth": True}], indirect=True)
+def test_a_photo_shows_in_the_page_and_a_document_downloads(page, hub):
+    photo, quote = png(), "%PDF-1.4\n견적서\n%%EOF\n".encode()
+    attachments = []
+    for data, name, kind in ((photo, "매장 사진.png", "image/png"), (quote, "견적서 2026.pdf", "application/pdf")):
+        ref = hub.run(hub.app[keys.BLOBS].put(data))  # where an adapter keeps what a customer sent
+        attachments.append({"filename": name, "content_type": kind, "size": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest(), "storage_ref": ref})
+    status, body = hub.call("POST", "/v1/interactions", {
+        "channel": "chat", "direction": "inbound", "kind": "message", "provider": "widget",
+        "provider_ref": uuid.uuid4().hex, "occurred_at": datetime.now(UTC).isoformat(),
+        "sender": {"display_name": "Lee Dana", "identifiers": [{"type": "chat_visitor", "value": "v-77"}]},
+        "content": {"text": "The shelf arrived broken: photo and the quote attached"}, "attachments": attachments,
+    })
+    assert status == 201, body
+
+    # With auth on, as the agent user: the bytes come with its token (a bare <img src> would get 401).
+    page.goto(f"{hub.url}/console/")
+    page.get_by_label("User").fill(AGENT_USER)
+    page.get_by_label("Password").fill(AGENT_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("status").filter(has_text="Connected as")).to_have_text("Connected as kim")
+    page.get_by_role("button", name="Available").click()
+    offer_card(page).get_by_role("button", name="Accept").click()
+
+    shown = page.locator("#interaction").get_by_role("img", name="매장 사진.png")
+    expect(shown).to_be_visible()
+    expect(shown).to_have_js_property("naturalWidth", 3)  # decoded: the bytes arrived whole
+    expect(page.locator("#interaction figcaption")).to_have_text("매장 사진.png")
+    link = page.locator("#interaction").get_by_role("link", name="견적서 2026.pdf")
+    expect(link).to_have_attribute("href", re.compile(rf"/v1/interactions/{body['id']}/attachments/1$"))
+    with page.expect_download() as started:
+        link.click()
+    download = started.value
+    assert download.suggested_filename == "견적서 2026.pdf"
+    assert Path(download.path()).read_bytes() == quote

@@ -95,7 +95,7 @@ async def test_an_agent_on_the_hub_that_is_not_routing_gets_offers_and_accepts_t
             assert done["state"] == "completed"
         # The routing hub holds what the agent did on the other one.
         async with http.get(f"{leader.base}/v1/agents") as resp:
-            alice = next(a for a in (await resp.json())["agents"] if a["id"] == "alice")
+            alice = next(a for a in (await resp.json())["items"] if a["id"] == "alice")
         assert alice["presence"] == "available" and alice["tasks"] == {}
         await console.ws.close()
     print(f"\noffer decided on the routing hub -> console on the other hub, POST to frame (s): "

@@ -201,6 +201,8 @@ ACTION_ERRORS = [
         5,
         "unknown field",
     ),
+    ("no-route-argument", "      - no_route: {queue: vip}\n", 5, "no_route takes no arguments"),
+    ("no-route-in-timer", "      - start_timer: {name: t, after: 1h, then: [no_route]}\n", 5, "cannot wait for a timer"),
 ]
 
 
@@ -225,6 +227,12 @@ def test_action_error_at_its_line(action: str, line: int, message: str) -> None:
     text = "rules:\n  - name: a\n    on: interaction.received\n    then:\n" + action
     issues = _load(text).issues
     assert [(i.line, message in i.message, i.rule) for i in issues] == [(line, True, "a")], issues
+
+
+def test_no_route_is_refused_where_nothing_arrives_to_route() -> None:
+    text = "rules:\n  - name: a\n    on: {schedule: 'daily 09:00'}\n    then:\n      - no_route\n"
+    issues = _load(text).issues
+    assert [(i.line, "scheduled rules have none" in i.message) for i in issues] == [(5, True)], issues
 
 
 def test_every_error_is_collected_not_just_the_first() -> None:

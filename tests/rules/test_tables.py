@@ -13,6 +13,7 @@ from rules import (
     AddTag,
     AutoReply,
     Escalate,
+    NoRoute,
     Operator,
     Publish,
     Route,
@@ -137,10 +138,11 @@ ACTIONS: list[tuple[str, Action, dict]] = [
     ("{publish: erp.basket.large}", Publish("erp.basket.large"), {"event_type": "erp.basket.large"}),
     ("{escalate: supervisors}", Escalate("supervisors"), {"queue": "supervisors", "skills": []}),
     ("{escalate: {skills: [ko]}}", Escalate(None, ("ko",)), {"queue": None, "skills": ["ko"]}),
+    ("no_route", NoRoute(), {}),
 ]
 
 
-@pytest.mark.parametrize(("yaml", "action", "json"), ACTIONS, ids=[a[0].split(":")[0][1:] for a in ACTIONS])
+@pytest.mark.parametrize(("yaml", "action", "json"), ACTIONS, ids=[a[0].split(":")[0].lstrip("{") for a in ACTIONS])
 def test_every_action_is_typed_data_returned_by_evaluate(yaml: str, action: Action | None, json: dict) -> None:
     rs = ruleset(f"rules:\n  - {{name: r, on: interaction.received, then: [{yaml}]}}\n")
     result = run(rs)

@@ -241,9 +241,9 @@ async def test_an_agent_acts_only_as_itself_and_reads_only_its_tasks_profiles(hu
     own_task, own_profile = await routed_task(hub, ingest, "010-4444-5555")
     async def offered_to_alice():
         resp = await hub.get("/v1/tasks", headers=ann)
-        return [t for t in (await resp.json())["tasks"] if t["id"] == own_task]
+        return [t for t in (await resp.json())["items"] if t["id"] == own_task]
     await eventually(offered_to_alice)
-    listed = (await (await hub.get("/v1/tasks", headers=ann)).json())["tasks"]
+    listed = (await (await hub.get("/v1/tasks", headers=ann)).json())["items"]
     assert {t["agent_id"] for t in listed} == {"alice"}  # an agent lists its own tasks only
     assert (await hub.get("/v1/tasks?agent_id=bob", headers=ann)).status == 403
     assert (await hub.get(f"/v1/tasks/{other_task}", headers=ann)).status == 403

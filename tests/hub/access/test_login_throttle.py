@@ -158,7 +158,7 @@ async def test_key_use_is_logged_once_per_interval_and_events_page(hub_with, clo
                                   headers=bearer(admin))).json()
     assert second["items"][0]["id"] < page["items"][0]["id"]
     resp = await hub.get("/v1/security/events", params={"limit": "0"}, headers=bearer(admin))
-    assert resp.status == 400 and (await resp.json())["fields"][0]["field"] == "limit"
+    assert resp.status == 422 and (await resp.json())["fields"][0]["field"] == "limit"
     resp = await hub.get("/v1/security/events", headers=bearer(crm))
     assert resp.status == 403
 

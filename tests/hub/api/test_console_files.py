@@ -1,5 +1,5 @@
 """`/console/`: the agent console's files, served as they are, with a policy that keeps the page to
-this hub (no CDN, no inline script); anything else under /console/ is a JSON 404."""
+this hub (no CDN, no inline script); anything else under /console/ is a JSON 404; `/` leads there."""
 
 from __future__ import annotations
 
@@ -46,3 +46,13 @@ async def test_anything_else_under_console_is_a_json_404(client):
         assert (await resp.json())["error"] == "not_found", path
     resp = await client.post("/console/")
     assert resp.status == 405
+
+
+async def test_the_hubs_front_door_leads_to_the_console_and_names_the_api(client):
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 302
+    assert resp.headers["Location"] == "/console/"
+    assert "</v1/openapi.json>" in resp.headers["Link"]
+    resp = await client.get("/")  # followed: the console's page
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
+    assert (await client.post("/")).status == 405  # only GET has a page; the rest is still JSON

@@ -170,7 +170,7 @@ async def test_an_expired_offer_returns_the_task_and_the_agent_who_missed_it_goe
         assert refused["error"] == "invalid_transition" and refused["state"] == "waiting"
     row = await task_row(client, task_id)
     assert (row.state, row.agent_id) == ("waiting", None)
-    agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["agents"]}
+    agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["items"]}
     assert agents["alice"]["presence"] == "away"
     # Bob logs in and gets the returned task.
     async with client.ws_connect("/v1/agents/ws?agent_id=bob") as ws:
@@ -211,7 +211,7 @@ async def test_completing_frees_capacity_and_the_next_waiting_task_is_offered(ai
 
 async def queue_stats(client, name: str) -> dict:
     body = await (await client.get("/v1/queues")).json()
-    return next(q["stats"] for q in body["queues"] if q["name"] == name)
+    return next(q["stats"] for q in body["items"] if q["name"] == name)
 
 
 async def test_owner_first_offers_the_relationship_owner_and_vip_tier_raises_priority(aiohttp_client, make_settings):
@@ -267,7 +267,7 @@ async def test_abandon_and_cancel_end_a_task_and_free_its_agent(aiohttp_client, 
     assert resp.status == 409 and (await resp.json())["state"] == "assigned"
     resp = await client.post(f"/v1/tasks/{talking}/cancel", json={"reason": "duplicate"})
     assert resp.status == 200 and (await resp.json())["state"] == "cancelled"
-    agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["agents"]}
+    agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["items"]}
     assert (agents["alice"]["used"], agents["alice"]["tasks"]) == (0, {})
     cancelled = await events_of(client, "task.cancelled")
     assert [e["data"]["event"]["details"]["reason"] for e in cancelled] == ["duplicate"]
@@ -287,16 +287,16 @@ async def test_task_listing_is_in_line_order_and_filters(aiohttp_client, make_se
     await eventually(lambda: _state_is(client, low, "waiting"))
     await eventually(lambda: _state_is(client, high, "waiting"))
     body = await (await client.get("/v1/tasks?queue=support&state=waiting")).json()
-    assert [t["id"] for t in body["tasks"]] == [high, low]
-    assert (await (await client.get("/v1/tasks?queue=sales")).json())["tasks"] == []
+    assert [t["id"] for t in body["items"]] == [high, low]
+    assert (await (await client.get("/v1/tasks?queue=sales")).json())["items"] == []
     assert (await client.get("/v1/tasks?state=bogus")).status == 422
     # An agent's own tasks (what a console reloads): those offered to it or held by it.
     await presence(client, "bob")
     await eventually(lambda: _state_is(client, low, "offered"))
     assert (await client.post(f"/v1/tasks/{high}/accept", json={"agent_id": "bob"})).status == 200
-    held = (await (await client.get("/v1/tasks?agent_id=bob")).json())["tasks"]
+    held = (await (await client.get("/v1/tasks?agent_id=bob")).json())["items"]
     assert {t["id"]: t["state"] for t in held} == {high: "assigned", low: "offered"}
-    assert (await (await client.get("/v1/tasks?agent_id=alice")).json())["tasks"] == []
+    assert (await (await client.get("/v1/tasks?agent_id=alice")).json())["items"] == []
 
 
 async def test_agent_goes_offline_when_its_last_console_closes(aiohttp_client, make_settings):
@@ -304,7 +304,7 @@ async def test_agent_goes_offline_when_its_last_console_closes(aiohttp_client, m
     await presence(client, "alice")
 
     async def alice() -> str:
-        agents = (await (await client.get("/v1/agents")).json())["agents"]
+        agents = (await (await client.get("/v1/agents")).json())["items"]
         return next(a["presence"] for a in agents if a["id"] == "alice")
 
     # A reload: the console reconnects within the grace, and alice stays available.
@@ -360,11 +360,11 @@ async def test_listings_show_only_what_is_durable(aiohttp_client, make_settings)
     await eventually(lambda: _state_is(client, task_id, "waiting"))
     # A change the router makes on its own (as a timer does): alice comes back and is offered the task.
     client.app[keys.ROUTER].router.set_presence("alice", "available")
-    shown = {t["id"]: t["state"] for t in (await (await client.get("/v1/tasks")).json())["tasks"]}
+    shown = {t["id"]: t["state"] for t in (await (await client.get("/v1/tasks")).json())["items"]}
     assert shown[task_id] == "offered"
     assert (await task_row(client, task_id)).state == "offered"
     assert [e["data"]["id"] for e in await events_of(client, "task.offered")] == [task_id]
-    agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["agents"]}
+    agents = {a["id"]: a for a in (await (await client.get("/v1/agents")).json())["items"]}
     assert agents["alice"]["presence"] == "available"
 
 

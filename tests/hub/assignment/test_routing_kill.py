@@ -113,9 +113,9 @@ async def _eventually(probe, timeout: float = 15.0):
 
 async def _state(http: aiohttp.ClientSession, hub: Hub) -> dict:
     """What the supervisor API shows: the live tasks in line order, alice, the queue's counts."""
-    tasks = (await _json(http, "GET", f"{hub.base}/v1/tasks"))["tasks"]
-    agents = {a["id"]: a for a in (await _json(http, "GET", f"{hub.base}/v1/agents"))["agents"]}
-    queue = (await _json(http, "GET", f"{hub.base}/v1/queues"))["queues"][0]["stats"]
+    tasks = (await _json(http, "GET", f"{hub.base}/v1/tasks"))["items"]
+    agents = {a["id"]: a for a in (await _json(http, "GET", f"{hub.base}/v1/agents"))["items"]}
+    queue = (await _json(http, "GET", f"{hub.base}/v1/queues"))["items"][0]["stats"]
     return {
         "tasks": [(t["id"], t["state"], t["agent_id"], t["priority"], t["enqueued_at"]) for t in tasks],
         "alice": {k: agents["alice"][k] for k in ("presence", "used", "tasks")},
@@ -133,7 +133,7 @@ async def test_sigkill_with_waiting_and_assigned_tasks_then_restart_keeps_the_st
             await _json(http, "POST", f"{first.base}/v1/interactions", json=sms(phone, priority=priority))
 
         async def all_waiting():
-            tasks = (await _json(http, "GET", f"{first.base}/v1/tasks?state=waiting"))["tasks"]
+            tasks = (await _json(http, "GET", f"{first.base}/v1/tasks?state=waiting"))["items"]
             return tasks if len(tasks) == 4 else None
 
         waiting = await _eventually(all_waiting)
@@ -142,7 +142,7 @@ async def test_sigkill_with_waiting_and_assigned_tasks_then_restart_keeps_the_st
         line = [t["id"] for t in waiting]
         urgent = line[0]
         await _json(http, "POST", f"{first.base}/v1/agents/alice/presence", json={"presence": "available"})
-        offered = (await _json(http, "GET", f"{first.base}/v1/tasks?state=offered"))["tasks"]
+        offered = (await _json(http, "GET", f"{first.base}/v1/tasks?state=offered"))["items"]
         assert [(t["id"], t["agent_id"]) for t in offered] == [(urgent, "alice")]
         accepted = await _json(http, "POST", f"{first.base}/v1/tasks/{urgent}/accept", json={"agent_id": "alice"})
         assert accepted["state"] == "assigned"
@@ -168,7 +168,7 @@ async def test_sigkill_with_waiting_and_assigned_tasks_then_restart_keeps_the_st
         assert done["state"] == "completed"
 
         async def next_offered():
-            tasks = (await _json(http, "GET", f"{second.base}/v1/tasks?state=offered"))["tasks"]
+            tasks = (await _json(http, "GET", f"{second.base}/v1/tasks?state=offered"))["items"]
             return tasks or None
 
         offered = await _eventually(next_offered)

@@ -23,7 +23,7 @@ async def test_restart_keeps_the_waiting_order_and_the_assigned_task_keeps_its_c
     await first.close()
 
     second = await start(aiohttp_client, make_settings)
-    agents = {x["id"]: x for x in (await (await second.get("/v1/agents")).json())["agents"]}
+    agents = {x["id"]: x for x in (await (await second.get("/v1/agents")).json())["items"]}
     assert agents["alice"]["presence"] == "available"
     assert agents["alice"]["tasks"] == {urgent: "assigned"}
     assert agents["alice"]["used"] == 20

@@ -103,6 +103,15 @@ async def test_wrong_types_and_unknown_channel_are_422_naming_each_field(client)
     await _assert_nothing_written(client)
 
 
+async def test_a_number_for_a_time_is_422_naming_the_field_not_1970(client):
+    for value in (5, 1764000000, 1764000000000.0, "1764000000"):
+        resp = await client.post("/v1/interactions", json={**sms(), "occurred_at": value})
+        assert resp.status == 422, value
+        [field] = (await resp.json())["fields"]
+        assert field["field"] == "occurred_at" and "RFC 3339" in field["message"], value
+    await _assert_nothing_written(client)
+
+
 async def test_unknown_key_is_refused_not_dropped(client):
     payload = sms()
     payload["contnet"] = {"text": "typo"}

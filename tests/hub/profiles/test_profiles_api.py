@@ -96,7 +96,7 @@ async def test_timeline_is_newest_first_across_channels_with_cursor_paging(clien
         page = await (await client.get(f"/v1/profiles/{pid}/timeline", params=params)).json()
         seen.extend(page["items"])
         pages += 1
-        cursor = page["next_cursor"]
+        cursor = page["next"]
         if cursor is None:
             break
     assert pages == 3
