@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hub import keys
 from hub.access.auth import Authenticator, Scope, requires
+from hub.api import agent_socket as agent_socket_api
 from hub.api import asyncapi as asyncapi_api
 from hub.api import auth as auth_api
 from hub.api import campaigns as campaigns_api
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> web.Application:
     add_json_routes(app, auth_api.routes)
     add_json_routes(app, interactions_api.routes)
     add_json_routes(app, routing_api.routes)  # routing (issue 6)
+    add_json_routes(app, agent_socket_api.routes)
     add_json_routes(app, rules_api.routes)  # rules (issue 5)
     add_json_routes(app, profiles_api.routes)  # profiles (issue 3)
     add_json_routes(app, messages_api.routes)  # outbound (issue 4)
