@@ -247,9 +247,16 @@ def measure_hubs(path: str, seconds: float, connections: int, script: Path, db: 
         schedule = sorted({*(k * sample_every for k in range(int(seconds / sample_every) + 1)), seconds - 10.5,
                            seconds - 0.5} if sample_every else set())
         schedule = [t for t in schedule if 0 < t < seconds]
-        samples = [(0.0, db.count())] if sample_every else []
-        started = time.monotonic()
+        if sample_every:
+            time.sleep(0.5)  # the warm-up's last requests, answered or not, commit
+        before = first = db.count() if sample_every else 0
         proc = start_wrk(url, seconds, connections, script, base, wrk_cpu)
+        # wrk's clock starts once its script has loaded (sms.py's reads a file of signed requests):
+        # the windows start at the first row the timed run writes.
+        while sample_every and proc.poll() is None and (first := db.count()) == before:
+            time.sleep(0.05)
+        started = time.monotonic()
+        samples = [(0.0, first)] if sample_every else []
         for at in schedule:
             time.sleep(max(0.0, started + at - time.monotonic()))
             samples.append((time.monotonic() - started, db.count()))
