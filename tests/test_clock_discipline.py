@@ -21,6 +21,8 @@ OWN_CLOCK = {
     "tests/rules/": "the rules engine is pure: every test passes `now`",
     "tests/routing/": "the router runs on the VirtualClock the test drives",
     "tests/hub/outbound/test_quiet_hours.py": "held_until() is given its instant",
+    "tests/hub/automation/test_shipped_rules.py": "the shipped rules are evaluated at a fixed NOW",
+    "tests/hub/storage/test_batch_insert.py": "rows (a birthday among them) stored and read back as given",
     "tests/hub/automation/test_rules_scheduler.py::test_ten_thousand_birthdays_get_one_greeting_each_across_a_"
     "restart_mid_scan": "a Scheduler on a FakeClock at 09:00:05 in Seoul, no hub",
     "tests/hub/automation/test_rules_scheduler.py::test_a_page_another_hub_recorded_first_is_tried_once_more":
@@ -33,6 +35,7 @@ OTHER_PROCESSES = {
     "tests/console/": "Chromium keeps the real clock (cookie expiry, countdowns)",
     "tests/hub/assignment/test_routing_kill.py": "hub processes killed and restarted",
     "tests/hub/backoffice/connectors/test_file.py": "connector worker processes",
+    "tests/hub/test_progress.py": "omnihub commands in a terminal (`rules replay --since 3650d` takes every row)",
 }
 RUNS_PROCESSES = re.compile(r"subprocess|Popen|hub_processes|HubProcesses|chromium|playwright|harness\.")
 STARTS_A_HUB = re.compile(r"create_app|aiohttp_client|aiohttp_server")
