@@ -157,9 +157,10 @@ async def test_three_hubs_on_one_database_publish_each_event_once_in_order_per_p
     assert set(ids) == {str(r.event_id) for r in rows}
     duplicates = len(ids) - len(set(ids))
     share = duplicates / len(set(ids))
-    relays = {r.claimed_by for r in rows if r.claimed_by}
-    print(f"\n{len(rows)} events, {len(ids)} messages from {HUBS} hubs ({len(relays)} relays leased): "
-          f"{duplicates} published more than once ({share:.2%})")
+    leases = [r.claimed_by for r in rows if r.claimed_by]  # one on the first row of each run leased
+    relays = set(leases)
+    print(f"\n{len(rows)} events, {len(ids)} messages from {HUBS} hubs ({len(relays)} relays, {len(leases)} "
+          f"leases): {duplicates} published more than once ({share:.2%})")
     assert share < 0.01
     assert len(relays) >= 2  # else the figure above says nothing about hubs sharing an outbox
 
