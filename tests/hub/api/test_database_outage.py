@@ -148,7 +148,8 @@ def _every_route(app: web.Application, ids: dict[str, str]) -> list[tuple[str, s
         path = info.get("path") or info.get("formatter")
         if path is None or is_not_routed(route) or path in NOT_A_ROUTE or route.method == "HEAD":
             continue
-        if path.startswith("/console") or path in ("/healthz", "/readyz"):  # /readyz: its own report
+        # / and /console: pages, not the API (/ redirects to the console); /readyz: its own report.
+        if path.startswith("/console") or path in ("/", "/healthz", "/readyz"):
             continue
         found.add((route.method, path.format_map(_AnyName(values)) if "{" in path else path))
     return sorted(found)
