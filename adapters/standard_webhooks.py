@@ -36,6 +36,12 @@ class SignatureCheck:
         if missing:
             raise AuthenticityError(f"no {', '.join(missing)} header")
         try:
+            # The standard signs the body as text; the reference library's answer to bytes that are
+            # not UTF-8 changed between releases (an error, then "no matching signature"): ask first.
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AuthenticityError("the body is not UTF-8") from None
+        try:
             self._verifier.verify(body, headers, json_parse=False)
         except Exception as exc:  # noqa: BLE001 - see _reason
             raise AuthenticityError(_reason(exc)) from None
